@@ -1,0 +1,190 @@
+"""Checkpoints: one safetensors file whose header carries JSON metadata (config, step, data, metrics,
+package version). Loading rebuilds the model from that metadata and never unpickles anything.
+
+A single self-describing file is easy to copy between disk, S3 and a model registry without a sidecar
+going missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from model.config import RestorationConfig
+from model.generator import Generator
+
+# The shipped default model (see docs/MODEL.md); absent until one has been trained and exported.
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-base.safetensors"
+
+FORMAT = "patina-checkpoint"
+FORMAT_VERSION = 1
+_META_KEY = "patina"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line naming the file and what to do."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    config: RestorationConfig
+    kind: str = "generator"  # "generator" (inference) | "training" (G, D, EMA, optimizers)
+    step: int = 0
+    data: str = ""  # what it was trained on, in words
+    metrics: dict[str, float] = field(default_factory=dict)
+    version: str = ""  # patina package version that wrote it
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "kind": self.kind,
+                "step": self.step,
+                "data": self.data,
+                "metrics": self.metrics,
+                "version": self.version or package_version(),
+                "config": self.config.to_dict(),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, name: str) -> CheckpointMeta:
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != FORMAT:
+                raise CheckpointError(f"{name}: not a patina checkpoint (format {raw.get('format')!r})")
+            if raw.get("format_version", 0) > FORMAT_VERSION:
+                raise CheckpointError(
+                    f"{name}: written by a newer patina (format {raw['format_version']}); upgrade patina"
+                )
+            return cls(
+                config=RestorationConfig.from_dict(raw["config"]),
+                kind=raw["kind"],
+                step=int(raw["step"]),
+                data=raw.get("data", ""),
+                metrics=dict(raw.get("metrics", {})),
+                version=raw.get("version", ""),
+            )
+        except CheckpointError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{name}: checkpoint metadata is invalid ({exc})") from None
+
+
+def package_version() -> str:
+    try:
+        return importlib_metadata.version("patina")
+    except importlib_metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def encode_checkpoint(tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> bytes:
+    """Serialise to safetensors bytes. Tensors are copied to contiguous CPU memory first."""
+    cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    return save_safetensors(cpu, metadata={_META_KEY: meta.to_json()})
+
+
+def decode_checkpoint(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Parse safetensors bytes and their metadata; every failure is a one-line CheckpointError."""
+    header = _read_header(data, name)
+    meta_text = header.get("__metadata__", {}).get(_META_KEY)
+    if meta_text is None:
+        raise CheckpointError(f"{name}: safetensors file without patina metadata; export it with patina")
+    meta = CheckpointMeta.from_json(meta_text, name)
+    try:
+        tensors = load_safetensors(data)
+    except SafetensorError as exc:
+        raise CheckpointError(f"{name}: checkpoint is corrupt or truncated ({exc}); re-export it") from None
+    return tensors, meta
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = encode_checkpoint(tensors, meta)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, expected a .safetensors checkpoint file") from None
+    return decode_checkpoint(data, str(path))
+
+
+def save_generator(
+    path: str | Path,
+    generator: Generator,
+    config: RestorationConfig,
+    *,
+    step: int = 0,
+    data: str = "",
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Save an inference checkpoint: generator weights plus the config that rebuilds it."""
+    meta = CheckpointMeta(config=config, kind="generator", step=step, data=data, metrics=dict(metrics or {}))
+    save_checkpoint(path, generator.state_dict(), meta)
+
+
+def generator_from_tensors(
+    tensors: dict[str, torch.Tensor], meta: CheckpointMeta, name: str, device: str | torch.device = "cpu"
+) -> Generator:
+    """Rebuild the generator described by ``meta`` and load its weights (strict: every key must match)."""
+    generator = Generator(meta.config.generator)
+    try:
+        generator.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(f"{name}: weights do not match the config stored with them ({first})") from None
+    return generator.to(device).eval()
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, CheckpointMeta]:
+    """Load an inference checkpoint written by :func:`save_generator`; the model is in eval mode."""
+    tensors, meta = load_checkpoint(path)
+    if meta.kind != "generator":
+        raise CheckpointError(f"{path}: is a {meta.kind} checkpoint; export a generator from it first")
+    return generator_from_tensors(tensors, meta, str(path), device), meta
+
+
+def _read_header(data: bytes, name: str) -> dict[str, Any]:
+    """safetensors layout: u64 little-endian header length, then that many bytes of JSON, then tensor data."""
+    if len(data) < 8:
+        raise CheckpointError(f"{name}: checkpoint is truncated ({len(data)} bytes); re-export it")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > len(data) - 8:
+        raise CheckpointError(f"{name}: checkpoint is corrupt or truncated (header runs past the end)")
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{name}: checkpoint is corrupt (unreadable header); re-export it") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: checkpoint is corrupt (header is not a mapping)")
+    return header

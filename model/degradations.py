@@ -1,0 +1,444 @@
+"""Synthetic old-photo degradation: a clean photo in, a (degraded, clean target, defect mask) pair out.
+
+Sampling and application are separate. ``sample_plan`` draws everything from an explicit
+``numpy.random.Generator`` into a ``DegradationPlan``: an ordered list of (op name, params) of plain Python
+values, JSON-serialisable, with geometry already in pixels for the plan's size. ``apply_plan`` is
+deterministic given the plan; ops that need per-pixel random fields carry an integer ``seed`` for a
+``torch.Generator`` on the image's device. Same seed, same device: same bytes.
+
+The plan follows the life of a print: capture (blur, film grain; shuffled) -> print aging (grayscale, dye
+fade, tone, fading, vignetting, uneven exposure) -> physical damage (stains, creases, scratches, tears, dust)
+-> reproduction (resampling, noise, halftone; shuffled) -> JPEG. Sizes are relative to min(H, W) (anchored
+at a 512 px image) so small and large images both look plausible.
+
+Images are float32 tensors (3, H, W) in [0, 1] on any device; masks are float32 (1, H, W) in {0, 1}: the
+union of pixels damaged by the structured defects (see ``model.defects.MASK_THRESHOLD``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model import aging, artifacts, defects
+
+
+class Op(NamedTuple):
+    """How likely a plan is to include an op, and the range its strength (or count) is drawn from."""
+
+    p: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Severity:
+    """One preset: an ``Op`` per degradation. Pixel sizes are for a 512 px image (see ``sample_plan``)."""
+
+    blur: Op  # Gaussian sigma px; motion blur is 3x as long, defocus radius 1x
+    grain: Op  # std at mid-grey
+    grayscale: float  # probability of a black-and-white print
+    dye_fade: Op  # density fraction lost by the cyan dye; magenta and yellow lose less
+    tone: Op  # sepia or yellowing strength
+    fade: Op
+    vignette: Op
+    uneven: Op  # std of the log exposure gain
+    stains: Op  # counts, for the damage ops
+    creases: Op
+    scratches: Op
+    tears: Op
+    dust: Op  # specks
+    hairs: tuple[int, int]  # drawn along with the dust
+    resize: Op  # down-sampling factor
+    noise: Op  # Gaussian std in 8-bit levels; the other noise kinds are matched to it
+    halftone: float  # probability
+    jpeg: Op  # quality
+
+
+PRESETS: dict[str, Severity] = {
+    "light": Severity(
+        blur=Op(0.5, 0.3, 1.2), grain=Op(0.5, 0.01, 0.035), grayscale=0.05, dye_fade=Op(0.25, 0.05, 0.2),
+        tone=Op(0.3, 0.1, 0.3), fade=Op(0.5, 0.05, 0.2), vignette=Op(0.3, 0.1, 0.3),
+        uneven=Op(0.3, 0.03, 0.1),
+        stains=Op(0.1, 1, 1), creases=Op(0.05, 1, 1), scratches=Op(0.5, 1, 3), tears=Op(0.02, 1, 1),
+        dust=Op(0.6, 3, 25), hairs=(0, 1),
+        resize=Op(0.4, 0.75, 1.0), noise=Op(0.4, 2, 8), halftone=0.02, jpeg=Op(0.5, 60, 95),
+    ),
+    "medium": Severity(
+        blur=Op(0.7, 0.5, 2.0), grain=Op(0.7, 0.02, 0.06), grayscale=0.12, dye_fade=Op(0.4, 0.1, 0.4),
+        tone=Op(0.5, 0.2, 0.6), fade=Op(0.7, 0.1, 0.4), vignette=Op(0.5, 0.15, 0.45),
+        uneven=Op(0.5, 0.05, 0.2),
+        stains=Op(0.35, 1, 2), creases=Op(0.3, 1, 2), scratches=Op(0.75, 2, 10), tears=Op(0.15, 1, 1),
+        dust=Op(0.75, 15, 100), hairs=(0, 3),
+        resize=Op(0.7, 0.5, 1.0), noise=Op(0.7, 4, 20), halftone=0.05, jpeg=Op(0.7, 40, 90),
+    ),
+    "heavy": Severity(
+        blur=Op(0.8, 1.0, 3.0), grain=Op(0.8, 0.04, 0.1), grayscale=0.15, dye_fade=Op(0.5, 0.25, 0.6),
+        tone=Op(0.7, 0.4, 0.9), fade=Op(0.9, 0.3, 0.6), vignette=Op(0.6, 0.25, 0.6),
+        uneven=Op(0.7, 0.1, 0.35),
+        stains=Op(0.6, 1, 4), creases=Op(0.6, 1, 3), scratches=Op(0.95, 8, 30), tears=Op(0.5, 1, 2),
+        dust=Op(0.9, 60, 300), hairs=(1, 6),
+        resize=Op(0.8, 0.35, 0.8), noise=Op(0.8, 8, 35), halftone=0.08, jpeg=Op(0.85, 30, 75),
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DegradationPlan:
+    """What to do to one image of size (height, width): ``ops`` are (name, params) in application order."""
+
+    height: int
+    width: int
+    severity: str
+    ops: tuple[tuple[str, dict], ...]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DegradationPlan:
+        data = json.loads(text)
+        ops = tuple((name, params) for name, params in data.pop("ops"))
+        return cls(ops=ops, **data)
+
+
+# Op name -> function(image, **params); the structured defects are defects.add_<name> and also return a mask.
+_DEFECTS = ("stains", "creases", "scratches", "tears", "dust")
+_AGING = ("grayscale", "dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")
+_ARTIFACTS = ("gaussian_blur", "motion_blur", "defocus_blur", "film_grain", "resize", "gaussian_noise",
+              "speckle_noise", "poisson_noise", "salt_and_pepper", "halftone", "jpeg")  # fmt: skip
+_OPS: dict[str, Callable] = {
+    **{n: getattr(aging, n) for n in _AGING},
+    **{n: getattr(defects, f"add_{n}") for n in _DEFECTS},
+    **{n: getattr(artifacts, n) for n in _ARTIFACTS},
+}
+
+
+def _r(x: float) -> float:
+    """Plain float rounded to 3 decimals: compact JSON, and the plan is exactly what gets applied."""
+    return round(float(x), 3)
+
+
+def _u(rng: np.random.Generator, op: Op) -> float:
+    return float(rng.uniform(op.lo, op.hi))
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def _walk(rng: np.random.Generator, start, heading: float, length: float, knots: int, bend: float) -> list:
+    """Control points of a random walk: ``knots`` points spanning ``length``, turning N(0, bend) per step."""
+    points, (x, y) = [], start
+    for _ in range(knots):
+        points.append([_r(x), _r(y)])
+        heading += rng.normal(0, bend)
+        x, y = x + math.cos(heading) * length / (knots - 1), y + math.sin(heading) * length / (knots - 1)
+    return points
+
+
+def _stroke(rng, points, width: float, opacity: tuple[float, float], gap: float, bright: float) -> dict:
+    return {
+        "points": points,
+        "widths": [_r(width * rng.uniform(0.5, 1.3)) for _ in range(5)],
+        "opacities": [0.0 if rng.random() < gap else _r(rng.uniform(*opacity)) for _ in range(6)],
+        "bright": bool(rng.random() < bright),
+    }
+
+
+def _scratch(rng, h: int, w: int, s: float) -> dict:
+    side = min(h, w)
+    if rng.random() < 0.3:  # film-style: a long, nearly vertical line from the transport, with a slow drift
+        length = h * rng.uniform(0.3, 1.0)
+        x, y = rng.uniform(0, w - 1), rng.uniform(-0.1 * h, h - 0.5 * length)
+        pts = [[_r(x + rng.normal(0, 0.004 * w) + i * rng.normal(0, 0.002 * w)), _r(y + length * i / 5)]
+               for i in range(6)]  # fmt: skip
+        return _stroke(rng, pts, max(0.5, rng.uniform(0.6, 2.0) * s), (0.3, 0.9), 0.1, 0.5)
+    length = side * math.exp(rng.uniform(math.log(0.05), math.log(0.7)))
+    start = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))
+    pts = _walk(
+        rng, start, rng.uniform(0, 2 * math.pi), length, int(rng.integers(3, 8)), rng.uniform(0.03, 0.5)
+    )
+    return _stroke(rng, pts, max(0.6, rng.uniform(1.0, 4.0) * s), (0.3, 1.0), 0.15, 0.6)
+
+
+def _hair(rng, h: int, w: int, s: float) -> dict:
+    start = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))
+    length = min(h, w) * rng.uniform(0.02, 0.1)
+    pts = _walk(rng, start, rng.uniform(0, 2 * math.pi), length, 5, rng.uniform(0.3, 0.9))
+    return _stroke(rng, pts, max(0.5, rng.uniform(0.6, 1.5) * s), (0.6, 1.0), 0.0, 0.3)
+
+
+def _paper(rng) -> list[float]:
+    v = rng.uniform(0.85, 1.0)
+    return [_r(v), _r(v * rng.uniform(0.95, 1.0)), _r(v * rng.uniform(0.85, 0.98))]
+
+
+def _dark(rng) -> list[float]:
+    v = rng.uniform(0.02, 0.15)
+    return [_r(v), _r(v * rng.uniform(0.85, 1.0)), _r(v * rng.uniform(0.7, 1.0))]
+
+
+def _harmonics(rng, count: int, scale: float) -> list[list[float]]:
+    return [[_r(rng.uniform(0, scale) / k), _r(rng.uniform(0, 2 * math.pi))] for k in range(2, 2 + count)]
+
+
+def _crease(rng, h: int, w: int, s: float) -> dict:
+    side = min(h, w)
+    angle = rng.uniform(0, math.pi)
+    if rng.random() < 0.6:  # prints are mostly folded in half or in quarters
+        angle = rng.choice([0.0, math.pi / 2]) + rng.normal(0, 0.08)
+    return {
+        "angle": _r(angle), "x": _r(rng.uniform(0.2, 0.8) * (w - 1)),
+        "y": _r(rng.uniform(0.2, 0.8) * (h - 1)),
+        "wobble": [[_r(rng.uniform(0, 0.008) * side), _r(rng.uniform(0.3, 1.5) * side),
+                    _r(rng.uniform(0, 2 * math.pi))] for _ in range(2)],
+        "width": _r(max(1.0, rng.uniform(2.0, 6.0) * s)), "shade": _r(rng.uniform(0.08, 0.3)),
+        "shift": _r(rng.uniform(0.3, 1.5) * s), "crack_width": _r(max(0.7, rng.uniform(0.8, 2.2) * s)),
+        "crack_opacity": _r(rng.uniform(0.6, 1.0)), "crack_cover": _r(rng.uniform(0.4, 0.95)),
+    }  # fmt: skip
+
+
+def _tear(rng, h: int, w: int, s: float) -> dict:
+    side = min(h, w)
+    if rng.random() < 0.6:  # a corner; a centre beyond it straightens the tear into a cut across the corner
+        depth, beyond = side * rng.uniform(0.08, 0.25), rng.uniform(0, 0.7)
+        radius = depth / (1 - beyond)
+        sx, sy = rng.choice([-1, 1]), rng.choice([-1, 1])
+        x = (0 if sx < 0 else w - 1) + sx * radius * beyond / math.sqrt(2)
+        y = (0 if sy < 0 else h - 1) + sy * radius * beyond / math.sqrt(2)
+    else:  # a bite out of one edge; the centre may sit outside, leaving a shallower bite
+        radius = side * rng.uniform(0.05, 0.15)
+        out = radius * rng.uniform(0.0, 0.5)
+        side_index, along = int(rng.integers(4)), rng.uniform(0, 1)
+        x = (along * (w - 1), along * (w - 1), -out, w - 1 + out)[side_index]
+        y = (-out, h - 1 + out, along * (h - 1), along * (h - 1))[side_index]
+    return {
+        "x": _r(x), "y": _r(y), "radius": _r(radius), "harmonics": _harmonics(rng, 5, 0.3),
+        "jag": _r(max(0.5, rng.uniform(1.5, 4.0) * s)), "fibre": _r(max(1.0, rng.uniform(2.0, 6.0) * s)),
+        "fill": _paper(rng) if rng.random() < 0.6 else _dark(rng),
+    }  # fmt: skip
+
+
+def _stain(rng, h: int, w: int, s: float) -> dict:
+    radius = min(h, w) * rng.uniform(0.05, 0.3)
+    water = rng.random() < 0.4  # a water mark: faint interior, pronounced and often repeated tide lines
+    rings = (
+        sorted(rng.uniform(0.6, 0.95, size=int(rng.integers(0, 3))).tolist(), reverse=True) if water else []
+    )
+    return {
+        "x": _r(rng.uniform(0, w - 1)), "y": _r(rng.uniform(0, h - 1)), "radius": _r(radius),
+        "harmonics": _harmonics(rng, 4, 0.4), "softness": _r(max(0.5, radius * rng.uniform(0.05, 0.3))),
+        "tint": [_r(rng.uniform(0.8, 0.95)), _r(rng.uniform(0.6, 0.8)), _r(rng.uniform(0.3, 0.55))],
+        "strength": _r(rng.uniform(0.05, 0.25) if water else rng.uniform(0.5, 0.95)),
+        "rings": [1.0] + [_r(r) for r in rings], "ring": _r(max(0.7, rng.uniform(2.0, 8.0) * s)),
+        "ring_strength": _r(rng.uniform(0.6, 1.0) if water else rng.uniform(0.3, 0.7)),
+    }  # fmt: skip
+
+
+def _capture(rng, sev: Severity, blur: float) -> list:
+    ops = []
+    if rng.random() < sev.blur.p:
+        sigma = _u(rng, sev.blur) * blur
+        kind = rng.choice(["gaussian", "motion", "defocus"], p=[0.5, 0.2, 0.3])
+        if kind == "gaussian":
+            ops.append(("gaussian_blur", {"sigma": _r(sigma)}))
+        elif kind == "motion":
+            ops.append(("motion_blur", {"length": _r(3 * sigma), "angle": _r(rng.uniform(0, math.pi))}))
+        else:
+            ops.append(("defocus_blur", {"radius": _r(sigma)}))
+    if rng.random() < sev.grain.p:
+        grain = {"strength": _r(_u(rng, sev.grain)), "size": _r(rng.uniform(0.4, 1.0) * math.sqrt(blur))}
+        ops.append(("film_grain", {**grain, "mono": _r(rng.uniform(0.6, 1.0)), "seed": _seed(rng)}))
+    rng.shuffle(ops)
+    return ops
+
+
+def _aging(rng, sev: Severity) -> list:
+    ops = []
+    gray = rng.random() < sev.grayscale
+    if gray:
+        ops.append(("grayscale", {}))
+    if not gray and rng.random() < sev.dye_fade.p:  # B&W prints have no dyes to fade
+        cyan = _u(rng, sev.dye_fade)
+        ops.append(("dye_fade", {"cyan": _r(cyan), "magenta": _r(cyan * rng.uniform(0, 0.6)),
+                                 "yellow": _r(cyan * rng.uniform(0, 0.8))}))  # fmt: skip
+    if rng.random() < sev.tone.p:
+        strength = _r(_u(rng, sev.tone))
+        if gray or rng.random() < 0.4:
+            ops.append(("sepia", {"strength": strength, "warmth": _r(rng.uniform(0.3, 1.0))}))
+        else:
+            tint = [1.0, _r(rng.uniform(0.85, 0.97)), _r(rng.uniform(0.55, 0.85))]
+            ops.append(("yellowing", {"strength": strength, "tint": tint}))
+    if rng.random() < sev.fade.p:
+        ops.append(("fade", {"amount": _r(_u(rng, sev.fade)), "level": _paper(rng) if rng.random() < 0.7
+                             else [_r(rng.uniform(0.55, 0.75))] * 3}))  # fmt: skip
+    if rng.random() < sev.vignette.p:
+        ops.append(("vignette", {"strength": _r(_u(rng, sev.vignette)), "radius": _r(rng.uniform(0.5, 1.0)),
+                                 "softness": _r(rng.uniform(0.3, 0.8)), "cx": _r(rng.normal(0, 0.08)),
+                                 "cy": _r(rng.normal(0, 0.08))}))  # fmt: skip
+    if rng.random() < sev.uneven.p:
+        ops.append(("uneven_exposure", {"strength": _r(_u(rng, sev.uneven)), "cells": int(rng.integers(1, 4)),
+                                        "seed": _seed(rng)}))  # fmt: skip
+    return ops
+
+
+def _count(rng, lo: float, hi: float) -> int:
+    return int(rng.integers(lo, hi + 1))
+
+
+def _items(rng, op: Op, make: Callable, h: int, w: int, s: float) -> list[dict]:
+    return [make(rng, h, w, s) for _ in range(_count(rng, op.lo, op.hi))]
+
+
+def _damage(rng, sev: Severity, h: int, w: int, s: float) -> list:
+    ops = []
+    if rng.random() < sev.stains.p:
+        ops.append(("stains", {"stains": _items(rng, sev.stains, _stain, h, w, s), "seed": _seed(rng)}))
+    if rng.random() < sev.creases.p:
+        ops.append(("creases", {"creases": _items(rng, sev.creases, _crease, h, w, s), "seed": _seed(rng)}))
+    if rng.random() < sev.scratches.p:
+        strokes = _items(rng, sev.scratches, _scratch, h, w, s)
+        ops.append(("scratches", {"strokes": strokes, "bright_color": _paper(rng), "dark_color": _dark(rng)}))
+    if rng.random() < sev.tears.p:
+        ops.append(("tears", {"tears": _items(rng, sev.tears, _tear, h, w, s), "seed": _seed(rng)}))
+    if rng.random() < sev.dust.p:
+        lo = max(0.3, 0.4 * s)
+        ops.append(("dust", {
+            "count": _count(rng, sev.dust.lo, sev.dust.hi),
+            "radius": [_r(lo), _r(max(1.5 * lo, rng.uniform(1.5, 3.5) * s))],
+            "bright_fraction": _r(rng.uniform(0.2, 0.8)),
+            "hairs": [_hair(rng, h, w, s) for _ in range(_count(rng, *sev.hairs))],
+            "bright_color": _paper(rng), "dark_color": _dark(rng), "seed": _seed(rng),
+        }))  # fmt: skip
+    return ops
+
+
+def _scan(rng, sev: Severity, blur: float) -> list:
+    ops = []
+    if rng.random() < sev.resize.p:
+        modes = ["area", "bilinear", "bicubic"]
+        ops.append(("resize", {"scale": _r(_u(rng, sev.resize)), "down": str(rng.choice(modes)),
+                               "up": str(rng.choice(modes[1:]))}))  # fmt: skip
+    if rng.random() < sev.noise.p:
+        sigma = _u(rng, sev.noise) / 255
+        kind = rng.choice(["gaussian", "poisson", "speckle", "salt"], p=[0.45, 0.25, 0.2, 0.1])
+        if kind == "gaussian":
+            gray = bool(rng.random() < 0.4)  # luminance-only noise, as from a monochrome sensor or film
+            ops.append(("gaussian_noise", {"sigma": _r(sigma), "gray": gray, "seed": _seed(rng)}))
+        elif kind == "poisson":  # photons at white such that mid-grey has the same std as the Gaussian
+            ops.append(("poisson_noise", {"photons": _r(0.5 / sigma**2), "seed": _seed(rng)}))
+        elif kind == "speckle":
+            ops.append(("speckle_noise", {"sigma": _r(2 * sigma), "seed": _seed(rng)}))
+        else:
+            ops.append(("salt_and_pepper", {"amount": _r(sigma / 20), "salt": _r(rng.uniform(0.2, 0.8)),
+                                            "seed": _seed(rng)}))  # fmt: skip
+    if rng.random() < sev.halftone:
+        base = rng.uniform(0, math.pi / 2)  # one screen angle (a monochrome plate) or colour rosettes
+        angles = [_r(base + math.radians(o)) for o in ((0, 0, 0) if rng.random() < 0.5 else (15, 75, 0))]
+        cell = _r(max(2.5, rng.uniform(3.0, 5.0) * blur))
+        ops.append(("halftone", {"cell": cell, "angles": angles, "strength": _r(rng.uniform(0.4, 0.9))}))
+    rng.shuffle(ops)
+    if rng.random() < sev.jpeg.p:  # always last: it is how the scan was saved
+        ops.append(("jpeg", {"quality": _count(rng, sev.jpeg.lo, sev.jpeg.hi),
+                             "subsampling": int(rng.choice([0, 1, 2], p=[0.15, 0.15, 0.7]))}))  # fmt: skip
+    return ops
+
+
+def sample_plan(
+    rng: np.random.Generator, height: int, width: int, severity: str = "medium"
+) -> DegradationPlan:
+    """Draw a plan for a (height, width) image from ``PRESETS[severity]``. Touches no torch state."""
+    if severity not in PRESETS:
+        raise ValueError(f"unknown severity {severity!r}; choose one of {sorted(PRESETS)}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    sev = PRESETS[severity]
+    s = min(height, width) / 512
+    blur = min(max(s, 0.5), 2.0)  # optics blur grows with resolution, but not in proportion on tiny crops
+    ops = (
+        _capture(rng, sev, blur)
+        + _aging(rng, sev)
+        + _damage(rng, sev, height, width, s)
+        + _scan(rng, sev, blur)
+    )
+    return DegradationPlan(height=height, width=width, severity=severity, ops=tuple(ops))
+
+
+def _check(image: torch.Tensor) -> None:
+    if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
+        raise ValueError(f"expected a float (3, H, W) image, got {tuple(image.shape)} {image.dtype}")
+
+
+def apply_plan(clean: torch.Tensor, plan: DegradationPlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Degrade ``clean`` (3, H, W) float32 in [0, 1] by ``plan``; deterministic on a given device.
+
+    Returns (degraded (3, H, W) in [0, 1], clean target (3, H, W) in [0, 1], defect mask (1, H, W) in {0, 1}),
+    all float32 on ``clean``'s device. The target is ``clean`` unless the plan turns the photo black and
+    white, then it is ``clean``'s grayscale: the model must not invent colours. Colour casts are not applied
+    to the target, since restoring removes them.
+    """
+    _check(clean)
+    if tuple(clean.shape[1:]) != (plan.height, plan.width):
+        raise ValueError(
+            f"plan is for {plan.height}x{plan.width}, image is {clean.shape[1]}x{clean.shape[2]}"
+        )
+    clean = clean.to(torch.float32)
+    image, target = clean, clean
+    mask = torch.zeros_like(clean[:1])
+    for name, params in plan.ops:
+        if name in _DEFECTS:
+            image, damaged = _OPS[name](image, **params)
+            mask = torch.maximum(mask, damaged)
+        else:
+            image = _OPS[name](image, **params)
+        if name == "grayscale":
+            target = aging.grayscale(clean)
+    return image.clamp(0, 1), target, mask
+
+
+def degrade(
+    clean: torch.Tensor, severity: str = "medium", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``apply_plan(clean, sample_plan(np.random.default_rng(seed), H, W, severity))``."""
+    _check(clean)
+    plan = sample_plan(np.random.default_rng(seed), clean.shape[1], clean.shape[2], severity)
+    return apply_plan(clean, plan)
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """Any PIL image -> (3, H, W) float32 in [0, 1] on the CPU.
+
+    16-bit and 32-bit integer modes ("I;16*", "I") are read as 16-bit (0..65535) gray, "F" as 0..255 gray;
+    everything else goes through Pillow's RGB conversion, which drops alpha and maps palette, CMYK and gray.
+    """
+    if image.mode.startswith("I") or image.mode == "F":
+        scale = 255.0 if image.mode == "F" else 65535.0
+        gray = np.asarray(image, dtype=np.float32) / scale
+        return torch.from_numpy(np.clip(gray, 0, 1)).expand(3, -1, -1).contiguous()
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """(3, H, W) -> RGB or (1, H, W) -> L, uint8 by rounding values clamped to [0, 1]."""
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (3, H, W) or (1, H, W) tensor, got {tuple(t.shape)}")
+    array = (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(array[0] if t.shape[0] == 1 else array.transpose(1, 2, 0))
+
+
+def degrade_image(
+    image: Image.Image, severity: str = "medium", seed: int = 0
+) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """PIL convenience: any mode in -> (degraded RGB, clean target RGB, defect mask "L" with 0/255)."""
+    degraded, target, mask = degrade(image_to_tensor(image), severity, seed)
+    return tensor_to_image(degraded), tensor_to_image(target), tensor_to_image(mask)

@@ -1,0 +1,109 @@
+"""Folder-level tools for people looking at results: degrade a folder, evaluate restored vs clean.
+
+These run in-process on local folders; the archive-scale job is pipeline/run.py.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.metrics import mask_iou, psnr, ssim
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def image_seed(seed: int, name: str) -> np.random.Generator:
+    """Per-image generator from (seed, file name): adding files to a folder never changes the others."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+@dataclass(frozen=True)
+class DegradedFiles:
+    source: Path
+    degraded: Path
+    clean: Path
+    mask: Path
+
+
+def degrade_folder(src: Path, dst: Path, severity: str = "medium", seed: int = 0) -> Iterator[DegradedFiles]:
+    """For each image in ``src`` write ``<stem>.png`` (degraded), ``<stem>.clean.png`` (the target: grayscale
+    when the plan made the photo grayscale) and ``<stem>.mask.png`` (defect mask) to ``dst``.
+    Refuses dst == src so originals are never overwritten."""
+    if dst.resolve() == src.resolve():
+        raise ValueError(
+            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
+        )
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in list_images(src):
+        with Image.open(path) as image:
+            clean = image_to_tensor(image)  # (3, H, W) in [0, 1]
+        plan = sample_plan(image_seed(seed, path.name), clean.shape[1], clean.shape[2], severity)
+        degraded, target, mask = apply_plan(clean, plan)
+        files = DegradedFiles(
+            path, dst / f"{path.stem}.png", dst / f"{path.stem}.clean.png", dst / f"{path.stem}.mask.png"
+        )
+        tensor_to_image(degraded).save(files.degraded)
+        tensor_to_image(target).save(files.clean)
+        tensor_to_image(mask).save(files.mask)
+        yield files
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float
+    mask_iou: float | None = None
+
+
+def evaluate_folders(
+    restored_dir: Path, clean_dir: Path, pred_masks: Path | None = None, true_masks: Path | None = None
+) -> list[ImageScore]:
+    """Score every restored image against the clean image with the same stem (``x.png`` vs ``x.jpg``).
+    Mask folders hold ``<stem>.mask.png``. Images are compared as RGB uint8."""
+    # In a `patina degrade` folder, "x.clean.png" is the target and "x.png" the degraded input.
+    clean_files = [p for p in list_images(clean_dir) if ".mask." not in p.name]
+    clean_by_stem = {_stem(p): p for p in sorted(clean_files, key=lambda p: ".clean." in p.name)}
+    scores = []
+    for path in list_images(restored_dir):
+        stem = _stem(path)
+        if stem not in clean_by_stem or ".mask." in path.name or ".clean." in path.name:
+            continue
+        restored, clean = _rgb(path), _rgb(clean_by_stem[stem])
+        if restored.shape != clean.shape:
+            raise ValueError(f"{path.name}: size {restored.shape[:2]} differs from clean {clean.shape[:2]}")
+        iou = None
+        if pred_masks and true_masks:
+            iou = mask_iou(_gray(pred_masks / f"{stem}.mask.png"), _gray(true_masks / f"{stem}.mask.png"))
+        scores.append(ImageScore(stem, psnr(restored, clean), ssim(restored, clean), iou))
+    if not scores:
+        raise ValueError(f"no restored image in {restored_dir} has a clean counterpart in {clean_dir}")
+    return scores
+
+
+def _stem(path: Path) -> str:
+    # "x.clean.png" and "x.png" both belong to image "x".
+    return path.name.split(".")[0]
+
+
+def _rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _gray(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))

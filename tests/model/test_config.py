@@ -1,0 +1,25 @@
+import json
+
+import pytest
+
+from model.config import PRESETS, RestorationConfig, preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_json_round_trip(name):
+    cfg = preset(name)
+    assert RestorationConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_unknown_preset_and_field():
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")
+    data = preset("tiny").to_dict()
+    data["generator"]["num_heads"] = 4
+    with pytest.raises(ValueError, match="num_heads"):
+        RestorationConfig.from_dict(data)
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        preset("base").generator.base_channels = 3

@@ -1,0 +1,90 @@
+"""The `patina` command in-process, on real files."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("model", "degrade", "evaluate", "demo"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize("preset", ["tiny", "base"])
+def test_model_info(preset):
+    result = runner.invoke(app, ["model", "info", "--preset", preset])
+    assert result.exit_code == 0, result.output
+    assert "generator" in result.output and "discriminator" in result.output
+    assert "GFLOPs" in result.output
+
+
+def test_model_info_unknown_preset_is_one_line():
+    result = runner.invoke(app, ["model", "info", "--preset", "huge"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown preset 'huge'" in result.stderr
+
+
+@pytest.fixture
+def photos(tmp_path, photo):
+    src = tmp_path / "clean"
+    src.mkdir()
+    photo.save(src / "astronaut.jpg", quality=95)
+    photo.resize((131, 97)).convert("L").save(src / "gray.png")
+    photo.convert("RGBA").save(src / "alpha.png")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def test_degrade_then_evaluate(tmp_path, photos):
+    out = tmp_path / "degraded"
+    result = runner.invoke(app, ["degrade", str(photos), str(out), "--preset", "heavy", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "degraded 3 images" in result.output
+    for stem in ("astronaut", "gray", "alpha"):
+        degraded = Image.open(out / f"{stem}.png")
+        mask = Image.open(out / f"{stem}.mask.png")
+        assert (
+            degraded.size
+            == mask.size
+            == Image.open(photos / f"{stem}.{'jpg' if stem == 'astronaut' else 'png'}").size
+        )
+        assert set(np.unique(np.asarray(mask))) <= {0, 255}
+    # Same seed, same bytes.
+    again = tmp_path / "again"
+    runner.invoke(app, ["degrade", str(photos), str(again), "--preset", "heavy", "--seed", "1"])
+    assert (again / "astronaut.png").read_bytes() == (out / "astronaut.png").read_bytes()
+
+    # Degraded vs its own clean targets: finite PSNR, mask IoU of the true masks with themselves is 1.
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--restored",
+            str(out),
+            "--clean",
+            str(out),
+            "--pred-masks",
+            str(out),
+            "--true-masks",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean of 3" in result.output and "1.000" in result.output
+
+
+def test_degrade_refuses_to_overwrite_originals(photos):
+    result = runner.invoke(app, ["degrade", str(photos), str(photos)])
+    assert result.exit_code == 2 and "originals" in result.stderr
+
+
+def test_evaluate_missing_folder(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--restored", str(tmp_path / "nope"), "--clean", str(tmp_path)])
+    assert result.exit_code == 2 and "not a folder" in result.stderr
