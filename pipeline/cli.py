@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from model.checkpoints import CheckpointError
+from pipeline.storage import StorageError
 
 app = typer.Typer(
     help="patina: restore scanned old photographs with a GAN, from one folder to archives of millions.",
@@ -27,7 +28,14 @@ model_app = typer.Typer(help="Inspect restoration models.", no_args_is_help=True
 app.add_typer(model_app, name="model")
 console = Console()
 
-USER_ERRORS = (CheckpointError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (
+    CheckpointError,
+    StorageError,
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

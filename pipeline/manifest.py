@@ -1,0 +1,342 @@
+"""The Parquet tables a restoration run reads and writes: the input manifest, result parts and final results.
+
+Input manifest: one row per image, column ``uri`` (s3://bucket/key, local path or file:// URI), optional
+``id`` (string, defaults to the uri) and any other columns, which are carried into the results untouched.
+
+Results live under the run's output prefix: workers append small immutable parts at
+``<prefix>/_results/part-<ns timestamp>-<random>.parquet`` and ``finalize_results`` folds them into
+``<prefix>/results.parquet``, one row per manifest row in manifest order. A run that dies leaves whole parts
+behind (each written atomically), so resuming means processing the manifest rows without an 'ok' row.
+Reading, planning and finalising are columnar (pyarrow.compute), with no per-row Python; only
+build_manifest touches rows one by one, as the listing delivers them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.storage import ObjectInfo, Storage, StorageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+STATUSES = ("ok", "failed", "skipped")
+NOT_PROCESSED = "not processed (run interrupted or limited)"
+RESULTS_DIR = "_results"
+RESULTS_FILE = "results.parquet"
+T = TypeVar("T")
+# Reading parts is latency-bound on S3 (one GET each), so several are fetched at once.
+READ_THREADS = 16
+
+# What build_manifest writes. ``mtime`` is a UTC timestamp in microseconds (S3 LastModified or file mtime);
+# ``etag`` is S3's ETag without quotes, null for local files (hashing every file would cost a full read).
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("etag", pa.string()),
+        pa.field("mtime", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# The fixed columns of every result row; results.parquet adds the manifest's extra columns after them.
+# ``error`` is one line (null when ok); ``input_etag`` is the S3 ETag, or the sha256 hex of a local file;
+# ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the model
+# marked as defects. width/height are the output image's pixels, null when the image failed.
+RESULT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("uri", pa.string()),
+        ("output_uri", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("input_etag", pa.string()),
+        ("output_sha256", pa.string()),
+        ("model_id", pa.string()),
+        ("task", pa.string()),
+        ("elapsed_ms", pa.float64()),
+        ("defect_coverage", pa.float32()),
+    ]
+)
+
+# What a manifest uri may look like when it has a scheme; anything without '://' is a local path.
+_URI_FORM = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+|file://(localhost)?/.+)$"
+
+
+class ManifestError(ValueError):
+    """A manifest or results table a user supplied (or left behind) is unusable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a (resumed) run still has to do: ``todo`` holds the manifest rows without an 'ok' result."""
+
+    total: int
+    done: int
+    todo: pa.Table
+
+
+def read_manifest(uri: str, storage: Storage) -> pa.Table:
+    """Read and validate an input manifest; see validate_manifest for what comes back."""
+    try:
+        data = storage.read_bytes(uri)
+    except StorageError as exc:
+        raise ManifestError(f"cannot read manifest: {exc}") from None
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ManifestError(f"{uri}: not a readable Parquet file ({_one_line(exc)})") from None
+    return validate_manifest(table, uri)
+
+
+def validate_manifest(table: pa.Table, source: str = "manifest") -> pa.Table:
+    """Check a manifest table and return it as ``id, uri, <extra columns>`` with string ids and uris.
+
+    Raises ManifestError (naming ``source`` and the first offending row) for a missing ``uri`` column,
+    null/empty or unsupported uris, null/empty or duplicate ids, or an extra column whose name a result
+    column already uses."""
+    if "uri" not in table.column_names:
+        raise ManifestError(f"{source}: no 'uri' column (columns: {', '.join(table.column_names) or 'none'})")
+    clashes = sorted(set(table.column_names) & set(RESULT_SCHEMA.names) - {"id", "uri"})
+    if clashes:
+        raise ManifestError(
+            f"{source}: column(s) {', '.join(clashes)} clash with result columns; rename them"
+        )
+    uris = _as_strings(table["uri"], source, "uri")
+    _refuse(source, "empty or null uri", uris, _empty(uris))
+    unsupported = pc.and_(
+        pc.match_substring(uris, "://"), pc.invert(pc.match_substring_regex(uris, _URI_FORM))
+    )
+    _refuse(source, "unsupported uri (use s3://bucket/key, file:///path or a path)", uris, unsupported)
+    ids = _as_strings(table["id"], source, "id") if "id" in table.column_names else uris
+    _refuse(source, "empty or null id", uris, _empty(ids))
+    if pc.count_distinct(ids).as_py() != len(ids):
+        counts = pc.value_counts(ids)
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        first = pc.index(pc.is_in(ids, value_set=repeated), True).as_py()
+        name = "id" if "id" in table.column_names else "uri (used as id)"
+        raise ManifestError(
+            f"{source}: duplicate {name} {ids[first].as_py()!r} (row {first}); ids must be unique"
+        )
+    extras = [name for name in table.column_names if name not in ("id", "uri")]
+    return pa.Table.from_arrays([ids, uris, *(table[n] for n in extras)], names=["id", "uri", *extras])
+
+
+def build_manifest(
+    source_uri: str,
+    out_uri: str,
+    storage: Storage,
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    chunk_rows: int = 100_000,
+) -> int:
+    """List the images under an S3 prefix or local folder and write them as a manifest (MANIFEST_SCHEMA) to
+    ``out_uri``; returns the row count. Memory stays bounded: the listing streams into a local Parquet file
+    ``chunk_rows`` rows at a time, which is then uploaded (multipart when large) or moved into place."""
+    with tempfile.TemporaryDirectory(prefix="patina-manifest-") as tmp:
+        local = os.path.join(tmp, "manifest.parquet")
+        rows = 0
+        with pq.ParquetWriter(local, MANIFEST_SCHEMA, compression="zstd") as writer:
+            for chunk in _batched(storage.list(source_uri, extensions), chunk_rows):
+                writer.write_table(_manifest_chunk(chunk))
+                rows += len(chunk)
+        if rows == 0:
+            wanted = " ".join(e.lstrip(".") for e in extensions)
+            raise ManifestError(f"{source_uri}: no images ({wanted}) found; check the prefix or folder")
+        storage.write_file(out_uri, local, content_type="application/vnd.apache.parquet")
+    return rows
+
+
+def write_result_part(prefix_uri: str, table: pa.Table, storage: Storage) -> str:
+    """Write result rows as a new immutable part under ``<prefix>/_results/`` and return its URI.
+
+    ``table`` needs every RESULT_SCHEMA column (castable types, valid statuses, non-null ids); other columns
+    are dropped, since the manifest carries them and finalize_results joins them back. Part names start
+    with the wall-clock time in ns so that sorting them by name orders them by when they were written."""
+    part = _conform(table)
+    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+    uri = storage.join(prefix_uri, RESULTS_DIR, name)
+    sink = pa.BufferOutputStream()
+    pq.write_table(part, sink, compression="zstd")
+    storage.write_bytes(uri, sink.getvalue().to_pybytes(), content_type="application/vnd.apache.parquet")
+    return uri
+
+
+def read_results(prefix_uri: str, storage: Storage, columns: list[str] | None = None) -> pa.Table:
+    """All result parts under ``prefix_uri`` concatenated, oldest part first; an empty RESULT_SCHEMA table
+    (restricted to ``columns``) when there are none."""
+    columns = list(columns or RESULT_SCHEMA.names)
+    unknown = [c for c in columns if c not in RESULT_SCHEMA.names]
+    if unknown:
+        known = ", ".join(RESULT_SCHEMA.names)
+        raise ManifestError(f"unknown result column(s) {', '.join(unknown)}; known: {known}")
+    schema = pa.schema([RESULT_SCHEMA.field(c) for c in columns])
+    parts = _read_parts(prefix_uri, storage, columns, lambda t: t)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Plan:
+    """Split a validated manifest into done (some part has an 'ok' row for its id) and todo (never seen, or
+    only failed/skipped so far). Reads just the id and status columns of the parts and keeps only ok ids."""
+    _require_ids(manifest)
+
+    def ok_ids(part: pa.Table) -> pa.Array:
+        return part.filter(pc.equal(part["status"], "ok"))["id"].combine_chunks()
+
+    done_ids = _read_parts(prefix_uri, storage, ["id", "status"], ok_ids)
+    value_set = pa.concat_arrays(done_ids) if done_ids else pa.array([], pa.string())
+    todo = manifest.filter(pc.invert(pc.is_in(manifest["id"], value_set=value_set)))
+    return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo)
+
+
+def finalize_results(manifest: pa.Table, prefix_uri: str, storage: Storage) -> pa.Table:
+    """Fold all parts into ``<prefix>/results.parquet`` and return it: one row per manifest row, in manifest
+    order, with RESULT_SCHEMA columns then the manifest's extra columns. ``manifest`` is what read_manifest
+    or validate_manifest returned (unique string ids).
+
+    Per id, an 'ok' row beats any other, and otherwise the latest row wins (later part, then later row), so
+    failed-then-ok retries and parts duplicated by a crash resolve cleanly. Manifest rows never attempted get
+    status 'skipped' with error NOT_PROCESSED; the manifest's id and uri always win over the parts'. Result
+    rows for ids outside the manifest are ignored."""
+    _require_ids(manifest)
+    results = read_results(prefix_uri, storage)
+    n = results.num_rows
+    # Match strings once: each result row's manifest row (null for ids outside the manifest). From here on
+    # the work is on integers, which group and scatter far faster than millions of strings.
+    position = pc.index_in(results["id"], value_set=manifest["id"])
+    # A rank unique per row: ok rows above all others, then later rows above earlier ones (rank % n = row).
+    is_ok = pc.equal(results["status"], "ok").to_numpy().astype(np.int64)
+    keyed = pa.table({"position": position, "rank": is_ok * n + np.arange(n, dtype=np.int64)})
+    best = keyed.filter(position.is_valid()).group_by("position").aggregate([("rank", "max")])
+    row = np.full(manifest.num_rows, -1, dtype=np.int64)
+    row[best["position"].to_numpy()] = best["rank_max"].to_numpy() % max(n, 1)
+    attempted = row >= 0
+    # id and uri come from the manifest, so they are not gathered (strings are the costly columns to take).
+    picked = results.drop_columns(["id", "uri"]).take(pa.array(row, mask=~attempted))
+
+    columns = []
+    for field in RESULT_SCHEMA:
+        column = manifest[field.name] if field.name in ("id", "uri") else picked[field.name]
+        if field.name == "status":
+            column = pc.if_else(attempted, column, pa.scalar("skipped"))
+        elif field.name == "error":
+            column = pc.if_else(attempted, column, pa.scalar(NOT_PROCESSED))
+        columns.append(column)
+    extras = [name for name in manifest.column_names if name not in ("id", "uri")]
+    final = pa.Table.from_arrays(
+        [*columns, *(manifest[name] for name in extras)], names=[*RESULT_SCHEMA.names, *extras]
+    )
+    with tempfile.TemporaryDirectory(prefix="patina-results-") as tmp:
+        local = os.path.join(tmp, RESULTS_FILE)
+        pq.write_table(final, local, compression="zstd")
+        storage.write_file(storage.join(prefix_uri, RESULTS_FILE), local, "application/vnd.apache.parquet")
+    return final
+
+
+def _read_parts(
+    prefix_uri: str, storage: Storage, columns: list[str], transform: Callable[[pa.Table], T]
+) -> list[T]:
+    """Read ``columns`` of every part (oldest first) and apply ``transform`` to each as it arrives, so only
+    what transform keeps stays in memory."""
+    listing = storage.list(storage.join(prefix_uri, RESULTS_DIR), extensions=(".parquet",))
+    uris = sorted(
+        (o.uri for o in listing if os.path.basename(o.uri).startswith("part-")), key=os.path.basename
+    )
+
+    def read(uri: str) -> T:
+        try:
+            part = pq.read_table(pa.BufferReader(storage.read_bytes(uri)), columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise ManifestError(
+                f"{uri}: unreadable result part ({_one_line(exc)}); delete it to redo its rows"
+            ) from None
+        return transform(part.cast(pa.schema([RESULT_SCHEMA.field(c) for c in columns])))
+
+    if not uris:
+        return []
+    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(uris))) as pool:
+        return list(pool.map(read, uris))
+
+
+def _require_ids(manifest: pa.Table) -> None:
+    if "id" not in manifest.column_names or not pa.types.is_string(manifest.schema.field("id").type):
+        raise ManifestError("manifest has no string 'id' column; load it with read_manifest first")
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise ManifestError(f"result rows lack column(s) {', '.join(missing)}")
+    try:
+        part = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({_one_line(exc)})") from None
+    ids = part["id"]
+    _refuse("result rows", "null id", ids, ids.is_null())
+    statuses = part["status"]
+    _refuse("result rows", f"status not in {STATUSES}", statuses, pc.invert(_in(statuses, STATUSES)))
+    return part
+
+
+def _manifest_chunk(objects: list[ObjectInfo]) -> pa.Table:
+    uris = pa.array([o.uri for o in objects], pa.string())
+    mtime_us = pa.array([round(o.mtime * 1_000_000) for o in objects], pa.int64())
+    return pa.Table.from_arrays(
+        [
+            uris,
+            uris,
+            pa.array([o.size for o in objects], pa.int64()),
+            pa.array([o.etag for o in objects], pa.string()),
+            mtime_us.cast(MANIFEST_SCHEMA.field("mtime").type),
+        ],
+        schema=MANIFEST_SCHEMA,
+    )
+
+
+def _as_strings(column: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
+    """Ids may be integers in hand-made manifests; they become strings. Other types are refused."""
+    kind = column.type
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind) or pa.types.is_integer(kind):
+        return column.cast(pa.string())
+    raise ManifestError(f"{source}: column '{name}' has type {kind}; expected strings")
+
+
+def _empty(strings: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.fill_null(pc.equal(pc.utf8_length(strings), 0), True)
+
+
+def _in(values: pa.ChunkedArray, allowed: Iterable[str]) -> pa.ChunkedArray:
+    return pc.fill_null(pc.is_in(values, value_set=pa.array(list(allowed), pa.string())), False)
+
+
+def _refuse(source: str, problem: str, values: pa.ChunkedArray, bad: pa.ChunkedArray) -> None:
+    """Raise ManifestError naming the first row where ``bad`` is true, if any."""
+    first = pc.index(bad, True).as_py()
+    if first >= 0:
+        raise ManifestError(f"{source}: {problem} at row {first} ({values[first].as_py()!r})")
+
+
+def _batched(items: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

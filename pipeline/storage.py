@@ -1,0 +1,427 @@
+"""One way to read, write and list objects whether they live in S3 (or MinIO / Ceph) or on a local disk.
+
+A URI is ``s3://bucket/key``, a plain local path or a ``file://`` URI. Credentials come only from the
+standard AWS chain (environment, ~/.aws, instance or pod role); nothing here accepts or logs keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote, unquote, urlsplit
+
+# Objects below this size go up in one put_object (atomic in S3); larger ones as a multipart upload that S3
+# only assembles when it is completed and that boto3 aborts on error, so readers never see a partial object.
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}  # and 5xx
+
+
+class StorageError(Exception):
+    """A problem a user can fix (wrong URI, missing object, no access) or an outage that outlived retries.
+    The message is one line naming the URI and what to do."""
+
+
+@dataclass(frozen=True)
+class ParsedUri:
+    """``scheme`` is 's3' or 'file'. For s3, ``key`` is the object key ('' for a bare bucket); for file,
+    ``bucket`` is None and ``key`` is the local path (as given, percent-decoded for file:// URIs)."""
+
+    scheme: str
+    bucket: str | None
+    key: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """``size`` in bytes; ``etag`` is S3's ETag without quotes (None for local files); ``mtime`` is POSIX
+    seconds (S3 LastModified or the file's modification time)."""
+
+    uri: str
+    size: int
+    etag: str | None
+    mtime: float
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """``endpoint_url`` points at MinIO, Ceph RGW or another S3-compatible service (None: AWS).
+    ``max_attempts`` counts the first try: transient errors are retried with exponential backoff."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_attempts: int = 8
+
+
+def parse_uri(uri: str) -> ParsedUri:
+    """Split a URI; raises StorageError for other schemes (http://, gs://) and s3:// without a bucket."""
+    match = _SCHEME.match(uri) if isinstance(uri, str) else None
+    if match is None:
+        if not isinstance(uri, str) or not uri.strip():
+            raise StorageError(f"invalid URI {uri!r}: expected s3://bucket/key, a local path or file:///path")
+        return ParsedUri("file", None, uri)
+    scheme = match.group(1).lower()
+    if scheme == "s3":
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not _BUCKET.match(bucket):
+            raise StorageError(f"invalid URI {uri!r}: expected s3://bucket/key with a valid bucket name")
+        return ParsedUri("s3", bucket, key)
+    if scheme == "file":
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise StorageError(f"invalid URI {uri!r}: a file URI looks like file:///absolute/path")
+        return ParsedUri("file", None, unquote(parts.path))
+    raise StorageError(
+        f"invalid URI {uri!r}: scheme {scheme}:// is not supported; use s3://, file:// or a path"
+    )
+
+
+def is_same_or_inside(child_uri: str, parent_uri: str) -> bool:
+    """True when ``child_uri`` names the same place as ``parent_uri`` or lies under it. Local paths are
+    resolved (symlinks, '..'); S3 keys compare on '/' boundaries, so s3://b/scans-old is not inside s3://b/scans."""
+    child, parent = parse_uri(child_uri), parse_uri(parent_uri)
+    if child.scheme != parent.scheme:
+        return False
+    if child.scheme == "s3":
+        if child.bucket != parent.bucket:
+            return False
+        parent_key, child_key = parent.key.strip("/"), child.key.strip("/")
+        return not parent_key or child_key == parent_key or child_key.startswith(parent_key + "/")
+    child_path, parent_path = Path(os.path.realpath(child.key)), Path(os.path.realpath(parent.key))
+    return child_path == parent_path or parent_path in child_path.parents
+
+
+class Storage:
+    """Reads and writes S3 objects and local files behind one set of methods. Picklable: Ray ships it to
+    workers, and each process builds its own boto3 client on first S3 use."""
+
+    def __init__(self, options: StorageOptions | None = None) -> None:
+        self.options = options or StorageOptions()
+        self._client: Any = None
+        self._client_pid: int | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options}  # a boto3 client neither pickles nor survives a fork
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["options"])
+
+    def __repr__(self) -> str:
+        return f"Storage({self.options!r})"
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def read_bytes(self, uri: str) -> bytes:
+        target = self._object(uri)
+        if target.scheme == "file":
+            with _local_errors(uri):
+                return Path(target.key).read_bytes()
+        with self._s3_errors(uri):
+            return self._s3().get_object(Bucket=target.bucket, Key=target.key)["Body"].read()
+
+    def exists(self, uri: str) -> bool:
+        """True for an existing object or regular file (a local folder is not an object)."""
+        from botocore.exceptions import ClientError
+
+        target = self._object(uri)
+        if target.scheme == "file":
+            return os.path.isfile(target.key)
+        with self._s3_errors(uri):
+            try:
+                self._s3().head_object(Bucket=target.bucket, Key=target.key)
+            except ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    return False
+                raise
+        return True
+
+    def info(self, uri: str) -> ObjectInfo:
+        target = self._object(uri)
+        if target.scheme == "file":
+            with _local_errors(uri):
+                st = os.stat(target.key)
+            if not os.path.isfile(target.key):
+                raise StorageError(f"{uri}: is a folder, not a file")
+            return ObjectInfo(uri, st.st_size, None, st.st_mtime)
+        with self._s3_errors(uri):
+            head = self._s3().head_object(Bucket=target.bucket, Key=target.key)
+        return ObjectInfo(
+            uri, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp()
+        )
+
+    def list(self, prefix_uri: str, extensions: tuple[str, ...] | None = None) -> Iterator[ObjectInfo]:
+        """Yield every object under a folder-like prefix, lazily (bounded memory for millions of keys).
+
+        The prefix is a folder: s3://b/scans lists s3://b/scans/... but not s3://b/scans-old/. A missing
+        prefix or local folder yields nothing, as S3 does. Both yield in key order (a local file's key is its
+        path below the folder). ``extensions`` ('.jpg' or 'jpg') filter case-insensitively. Yielded URIs
+        keep the prefix's form: s3://, file:// or an absolute local path."""
+        wanted = tuple("." + e.lower().lstrip(".") for e in extensions) if extensions is not None else None
+        target = parse_uri(prefix_uri)
+        items = (
+            self._list_local(prefix_uri, target)
+            if target.scheme == "file"
+            else self._list_s3(prefix_uri, target)
+        )
+        for item in items:
+            if wanted is None or item.uri.lower().endswith(wanted):
+                yield item
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
+        """Write the whole object or nothing: readers see the old object, no object, or the new one."""
+        target = self._object(uri)
+        if target.scheme == "file":
+            self._replace_local(uri, target.key, lambda out: out.write(data))
+            return
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._s3_errors(uri):
+            if len(data) < MULTIPART_THRESHOLD:
+                self._s3().put_object(Bucket=target.bucket, Key=target.key, Body=data, **extra)
+            else:
+                self._s3().upload_fileobj(
+                    io.BytesIO(data), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
+                )
+
+    def write_file(
+        self, uri: str, local_path: str | os.PathLike[str], content_type: str | None = None
+    ) -> None:
+        """Copy a local file to ``uri`` as atomically as write_bytes, streaming it (never whole in memory)."""
+        target = self._object(uri)
+        if target.scheme == "file":
+            with _local_errors(str(local_path)), open(local_path, "rb") as src:
+                self._replace_local(uri, target.key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
+            return
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._s3_errors(uri):
+            self._s3().upload_file(
+                os.fspath(local_path), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
+            )
+
+    def delete(self, uri: str) -> None:
+        """Remove an object or file; deleting something already gone is not an error."""
+        target = self._object(uri)
+        if target.scheme == "file":
+            with _local_errors(uri), contextlib.suppress(FileNotFoundError):
+                os.remove(target.key)
+            return
+        with self._s3_errors(uri):
+            self._s3().delete_object(Bucket=target.bucket, Key=target.key)
+
+    @staticmethod
+    def join(prefix_uri: str, *parts: str) -> str:
+        """Append path segments: join('s3://b/out/', '_results', 'x.parquet') == 's3://b/out/_results/x.parquet'."""
+        target = parse_uri(prefix_uri)
+        segments = [p.strip("/") for p in parts if p.strip("/")]
+        if target.scheme == "file" and not _SCHEME.match(prefix_uri):
+            return os.path.join(prefix_uri, *segments)
+        if target.scheme == "file":
+            segments = [quote(s) for s in segments]  # parse_uri percent-decodes file:// URIs
+        return "/".join([prefix_uri.rstrip("/"), *segments])
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _object(uri: str) -> ParsedUri:
+        target = parse_uri(uri)
+        if target.scheme == "s3" and not target.key.strip("/"):
+            raise StorageError(
+                f"{uri}: names a bucket, not an object; add a key such as s3://bucket/path/file"
+            )
+        return target
+
+    def _list_local(self, prefix_uri: str, target: ParsedUri) -> Iterator[ObjectInfo]:
+        root = os.path.abspath(target.key)
+        if os.path.isfile(root):
+            raise StorageError(f"{prefix_uri}: is a file, not a folder; give the folder that holds it")
+        as_uri = bool(_SCHEME.match(prefix_uri))
+        for entry in _walk_files(root):
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # deleted while listing
+            uri = Path(entry.path).as_uri() if as_uri else entry.path
+            yield ObjectInfo(uri, st.st_size, None, st.st_mtime)
+
+    def _list_s3(self, prefix_uri: str, target: ParsedUri) -> Iterator[ObjectInfo]:
+        prefix = target.key.lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        with self._s3_errors(prefix_uri):
+            pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if obj["Key"].endswith("/"):
+                        continue  # a zero-byte "folder" marker some tools create
+                    uri = f"s3://{target.bucket}/{obj['Key']}"
+                    yield ObjectInfo(
+                        uri, obj["Size"], obj["ETag"].strip('"'), obj["LastModified"].timestamp()
+                    )
+
+    def _replace_local(self, uri: str, path: str, write: Callable[[BinaryIO], object]) -> None:
+        """Write via a hidden temp file in the destination folder, fsync, then rename over the target:
+        os.replace is atomic within one file system, so a crash leaves the old file or the new one."""
+        folder, name = os.path.split(os.path.abspath(path))
+        with _local_errors(uri):
+            os.makedirs(folder, exist_ok=True)
+            # Not mkstemp: its 0600 mode would make outputs unreadable to others; 0666 minus umask is
+            # what a plain open() gives.
+            tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    write(out)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+                raise
+
+    def _s3(self) -> Any:
+        with self._lock:
+            if self._client is None or self._client_pid != os.getpid():
+                self._client = _make_client(self.options)
+                self._client_pid = os.getpid()
+            return self._client
+
+    @contextlib.contextmanager
+    def _s3_errors(self, uri: str) -> Iterator[None]:
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
+            raise _s3_error(uri, exc, self.options.max_attempts) from exc
+
+
+def _make_client(options: StorageOptions) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    extra: dict[str, Any] = {}
+    if options.endpoint_url:
+        # MinIO and Ceph RGW expect path-style addressing by default, and some of their releases reject
+        # the CRC checksum headers botocore sends unasked since 1.36; AWS accepts both settings.
+        extra = {
+            "s3": {"addressing_style": "path"},
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+    config = Config(
+        retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        **extra,
+    )
+    # A private session: boto3's default session is not safe to create clients from concurrently.
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=options.endpoint_url, region_name=options.region, config=config)
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024)
+
+
+def _s3_error(uri: str, exc: Exception, attempts: int) -> StorageError:
+    """Translate a botocore/boto3 exception into a one-line StorageError. Only error codes go into the
+    message, never the service's text, which for signature errors echoes request details."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, Exception):
+        exc = exc.__context__  # s3transfer wraps the real ClientError in its context
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        bucket = parse_uri(uri).bucket
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"{uri}: bucket '{bucket}' does not exist; check the bucket name and endpoint"
+            )
+        if code in _NOT_FOUND:
+            return StorageError(f"{uri}: not found; check the key or prefix")
+        if code in _DENIED:
+            return StorageError(
+                f"{uri}: access denied ({code}); check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or "
+                "the instance role) and the bucket policy"
+            )
+        if code in _TRANSIENT or status >= 500:
+            return StorageError(
+                f"{uri}: transient S3 error {code or status} persisted after {attempts} attempts; retry later"
+            )
+        return StorageError(f"{uri}: S3 refused the request ({code or status})")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StorageError(
+            f"{uri}: no usable AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or run with an instance role"
+        )
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return StorageError(
+            f"{uri}: transient connection error ({type(exc).__name__}) persisted after {attempts} attempts; "
+            "check the endpoint and network, then retry"
+        )
+    return StorageError(f"{uri}: S3 request failed ({type(exc).__name__})")
+
+
+def _code(exc: Any) -> str:
+    """A botocore ClientError's S3 code, e.g. 'NoSuchKey' (the HTTP status for bodiless HEAD replies)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _walk_files(folder: str) -> Iterator[os.DirEntry[str]]:
+    """Files under ``folder`` in the order S3 lists keys: sorted by path, a subfolder 'x' sorting as 'x/'."""
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        raise StorageError(f"{folder}: permission denied; check the folder's permissions") from None
+    for entry in entries:
+        # Symlinked folders are not followed: a link back up the tree would loop forever.
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_files(entry.path)
+        elif entry.is_file():
+            yield entry
+
+
+@contextlib.contextmanager
+def _local_errors(uri: str) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise StorageError(f"{uri}: not found; check the path") from None
+    except IsADirectoryError:
+        raise StorageError(f"{uri}: is a folder, not a file") from None
+    except NotADirectoryError:
+        raise StorageError(f"{uri}: a part of the path is a file, not a folder") from None
+    except PermissionError:
+        raise StorageError(f"{uri}: permission denied; check the file's permissions") from None
