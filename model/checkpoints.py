@@ -7,6 +7,7 @@ going missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -109,6 +110,11 @@ def decode_checkpoint(data: bytes, name: str) -> tuple[dict[str, torch.Tensor], 
     except SafetensorError as exc:
         raise CheckpointError(f"{name}: checkpoint is corrupt or truncated ({exc}); re-export it") from None
     return tensors, meta
+
+
+def checkpoint_id(data: bytes, meta: CheckpointMeta) -> str:
+    """A short, stable model id for results rows: preset, step and a content hash of the file."""
+    return f"{meta.config.preset}-step{meta.step}-{hashlib.sha256(data).hexdigest()[:12]}"
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> None:

@@ -24,7 +24,6 @@ class GeneratorConfig:
     channel_mults: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 2  # residual blocks per encoder/decoder level
     num_bottleneck_blocks: int = 2
-    num_groups: int = 8  # GroupNorm groups: batch-size independent, safe under DDP
     num_tasks: int = len(TASKS)
     task_embed_dim: int = 64
 
@@ -83,11 +82,23 @@ class TrainConfig:
 class PipelineConfig:
     """Batch restoration settings (used by pipeline/)."""
 
-    tile: int = 512
+    tile: int = 512  # scans larger than this are restored in overlapping tiles
     overlap: int = 32
-    batch_size: int = 8
+    tiles_per_batch: int = 8  # tiles per generator forward: bounds GPU memory whatever the scan size
+    batch_size: int = 8  # images per Ray Data batch
     max_pixels: int = 200_000_000  # decompression-bomb guard
-    output_format: str = "same"  # same | png | jpeg | tiff
+    output_format: str = "same"  # same | png | jpeg | tiff | webp
+
+    def __post_init__(self) -> None:
+        if self.overlap < 0 or self.tile <= self.overlap:
+            raise ValueError(f"tile ({self.tile}) must be larger than overlap ({self.overlap}), overlap >= 0")
+        for name in ("tiles_per_batch", "batch_size", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.output_format not in ("same", "png", "jpeg", "tiff", "webp"):
+            raise ValueError(
+                f"unknown output format {self.output_format!r}; choose same, png, jpeg, tiff or webp"
+            )
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,6 @@ def tiny() -> RestorationConfig:
             channel_mults=(1, 2),
             num_res_blocks=1,
             num_bottleneck_blocks=1,
-            num_groups=4,
             task_embed_dim=16,
         ),
         discriminator=DiscriminatorConfig(base_channels=8, num_layers=2, num_scales=2),

@@ -3,7 +3,11 @@
 Code names -> paper symbols:
   restored = degraded + G_res(degraded, task)      global residual (identity is the zero residual)
   mask_logits = G_mask(degraded, task)             per-pixel logit that a pixel was a repaired defect
-  FiLM: h <- GroupNorm(h) * (1 + gamma(e_task)) + beta(e_task)   (Perez et al., 2018)
+  FiLM: h <- ChannelNorm(h) * (1 + gamma(e_task)) + beta(e_task)   (Perez et al., 2018)
+
+Normalisation is per pixel over channels (ChannelNorm), never over space: the output for a pixel then
+depends only on its neighbourhood, not on the statistics of the whole input, so a large scan restored in
+tiles matches the scan restored in one pass, and batch size or DDP never change the result.
 
 Self-contained on purpose: blocks are defined here and not shared with the discriminator.
 """
@@ -17,16 +21,26 @@ from torch import nn
 from model.config import GeneratorConfig
 
 
+class ChannelNorm(nn.Module):
+    """Normalise each pixel's feature vector to zero mean, unit variance over channels (no affine: FiLM
+    supplies scale and shift). Input and output (B, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5)
+
+
 class FiLMResBlock(nn.Module):
     """Pre-activation residual block whose norms are modulated by the task embedding."""
 
-    def __init__(self, in_channels: int, out_channels: int, embed_dim: int, num_groups: int):
+    def __init__(self, in_channels: int, out_channels: int, embed_dim: int):
         super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(num_groups, in_channels), in_channels, affine=False)
+        self.norm1 = ChannelNorm()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = nn.GroupNorm(_groups(num_groups, out_channels), out_channels, affine=False)
+        self.norm2 = ChannelNorm()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        # One linear gives (gamma1, beta1, gamma2, beta2); zero-init so every task starts as plain GroupNorm.
+        # One linear gives (gamma1, beta1, gamma2, beta2); zero-init so every task starts unmodulated.
         self.film = nn.Linear(embed_dim, 2 * in_channels + 2 * out_channels)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
@@ -65,7 +79,7 @@ class Generator(nn.Module):
         )
 
         def block(c_in: int, c_out: int) -> FiLMResBlock:
-            return FiLMResBlock(c_in, c_out, embed_dim, cfg.num_groups)
+            return FiLMResBlock(c_in, c_out, embed_dim)
 
         self.stem = nn.Conv2d(3, channels[0], 3, padding=1)
         self.encoder = nn.ModuleList()
@@ -86,7 +100,7 @@ class Generator(nn.Module):
             self.upsample.append(nn.Conv2d(c_below, c, 3, padding=1))  # after nearest 2x: no checkerboard
             blocks = [block(2 * c if i == 0 else c, c) for i in range(cfg.num_res_blocks)]
             self.decoder.append(nn.ModuleList(blocks))
-        self.out_norm = nn.GroupNorm(_groups(cfg.num_groups, channels[0]), channels[0])
+        self.out_norm = ChannelNorm()
         self.to_residual = nn.Conv2d(channels[0], 3, 3, padding=1)
         self.to_mask = nn.Conv2d(channels[0], 1, 3, padding=1)
         # Global residual starts at exactly zero: an untrained generator returns its input.
@@ -125,11 +139,6 @@ class Generator(nn.Module):
         restored = x + self.to_residual(h)
         mask_logits = self.to_mask(h)
         return restored[..., :height, :width], mask_logits[..., :height, :width]
-
-
-def _groups(num_groups: int, channels: int) -> int:
-    """Largest group count <= num_groups that divides channels."""
-    return next(g for g in range(min(num_groups, channels), 0, -1) if channels % g == 0)
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

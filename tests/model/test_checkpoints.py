@@ -73,7 +73,7 @@ def test_corrupt(tmp_path):
 
 def test_mismatched_weights_and_config(tmp_path):
     # Weights of one architecture saved under the config of another.
-    other = tiny().replace(generator=GeneratorConfig(base_channels=16, channel_mults=(1, 2), num_groups=4))
+    other = tiny().replace(generator=GeneratorConfig(base_channels=16, channel_mults=(1, 2)))
     path = tmp_path / "g.safetensors"
     save_checkpoint(path, _trained_generator().state_dict(), CheckpointMeta(config=other))
     _assert_one_line_error(path, "do not match")

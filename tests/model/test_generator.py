@@ -28,7 +28,7 @@ def test_untrained_generator_is_identity(generator):
 
 
 def test_task_conditioning_changes_output(generator):
-    # FiLM starts at zero (every task = plain GroupNorm); once trained it must reach the output.
+    # FiLM starts at zero (every task = unmodulated); once trained it must reach the output.
     for module in generator.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=0.5)
