@@ -45,6 +45,7 @@ class CheckpointMeta:
     data: str = ""  # what it was trained on, in words
     metrics: dict[str, float] = field(default_factory=dict)
     version: str = ""  # patina package version that wrote it
+    extra: dict[str, Any] = field(default_factory=dict)  # JSON-able training state (optimizer settings)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +58,7 @@ class CheckpointMeta:
                 "metrics": self.metrics,
                 "version": self.version or package_version(),
                 "config": self.config.to_dict(),
+                "extra": self.extra,
             },
             sort_keys=True,
         )
@@ -78,6 +80,7 @@ class CheckpointMeta:
                 data=raw.get("data", ""),
                 metrics=dict(raw.get("metrics", {})),
                 version=raw.get("version", ""),
+                extra=dict(raw.get("extra", {})),
             )
         except CheckpointError:
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,6 +124,47 @@ class RestorationGAN:
             "loss_fm": loss_fm.item(),
             "loss_mask": loss_mask.item(),
         }
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The whole training state as flat tensors (G, D, EMA, both optimizers' moments) plus JSON-able
+        extras (step, optimizer hyper-parameters), ready for a safetensors checkpoint: nothing is pickled.
+        Tensors are copies: training on afterwards never changes a snapshot already taken."""
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in self._modules().items():
+            tensors.update({f"{prefix}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+        extras: dict[str, Any] = {"step": self.step}
+        for name, opt in self._optimizers().items():
+            state = opt.state_dict()
+            for index, moments in state["state"].items():
+                for key, value in moments.items():
+                    tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value).clone()
+            extras[name] = state["param_groups"]
+        return tensors, extras
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], extras: dict[str, Any]) -> None:
+        """Restore what ``state_tensors`` produced, onto this object's device; strict about every key."""
+        for prefix, module in self._modules().items():
+            own = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            module.load_state_dict(own, strict=True)
+        for name, opt in self._optimizers().items():
+            moments: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in tensors.items():
+                if key.startswith(name + "."):
+                    _, index, field = key.split(".", 2)
+                    # A copy: Adam updates its moments in place and must not write into the caller's dict.
+                    moments.setdefault(int(index), {})[field] = value.clone()
+            opt.load_state_dict({"state": moments, "param_groups": extras[name]})
+        self.step = int(extras["step"])
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {
+            "generator": self.unwrapped_generator,
+            "discriminator": self.unwrapped_discriminator,
+            "ema": self.ema,
+        }
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

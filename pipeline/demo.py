@@ -1,98 +1,117 @@
-"""`make demo`: degrade sample photos that ship with scikit-image, restore them, write a viewable page.
+"""`make demo`: the main job on embedded defaults (local Ray, local folders).
 
-The samples are public domain / CC0 (astronaut: NASA; camera, coffee, chelsea: CC0; rocket: SpaceX,
-public domain), read from scikit-image's installed data, so nothing is downloaded or copied into the repo.
+It builds a small "archive" by degrading sample photos that ship with scikit-image, writes its manifest,
+restores it with the batch pipeline, and writes gallery.html (before / after, sortable by defect coverage)
+beside the results manifest. The samples are public domain or CC0 (astronaut: NASA; camera, coffee,
+chelsea, coins; rocket: SpaceX, released into the public domain), read from scikit-image's installed data:
+nothing is downloaded and no image is copied into the repository.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import skimage.data
 import torch
 from PIL import Image
 
-from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
-from model.config import base
+from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
+from model.config import PipelineConfig, base
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.generator import Generator
-from model.inference import restore_image
-from model.metrics import mask_iou, psnr, ssim
+from model.metrics import psnr, ssim
+from pipeline.gallery import write_gallery
+from pipeline.run import RestoreJob, RunSummary, restore_archive
 
-SAMPLES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
-SEVERITIES = ("medium", "heavy")
+# (scikit-image sample, severity). Every sample appears at two severities.
+SAMPLES = tuple(
+    (name, severity)
+    for name in ("astronaut", "camera", "chelsea", "coffee", "rocket")
+    for severity in ("medium", "heavy")
+)
 
 
 @dataclass(frozen=True)
-class DemoRow:
+class DemoScore:
     name: str
     severity: str
     psnr_degraded: float
     psnr_restored: float
     ssim_degraded: float
     ssim_restored: float
-    mask_iou: float
 
 
-def load_default_generator() -> tuple[Generator, str]:
-    """The shipped default model, or an untrained `base` generator (which returns its input) if none ships."""
-    if DEFAULT_CHECKPOINT.exists():
-        generator, meta = load_generator(DEFAULT_CHECKPOINT)
-        return generator, f"{DEFAULT_CHECKPOINT.name} (step {meta.step})"
-    torch.manual_seed(0)
-    return Generator(base().generator).eval(), "untrained base generator (no trained default model ships yet)"
-
-
-def run_demo(out_dir: Path, seed: int = 0) -> tuple[list[DemoRow], str]:
-    """Write clean/, degraded/, restored/ and masks/ under ``out_dir`` plus index.html; return scores."""
-    for sub in ("clean", "degraded", "restored", "masks"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    generator, model_name = load_default_generator()
-    rows = []
-    for i, name in enumerate(SAMPLES):
-        severity = SEVERITIES[i % len(SEVERITIES)]
-        clean = image_to_tensor(Image.fromarray(getattr(skimage.data, name)()))
+def build_archive(out_dir: Path, samples: tuple[tuple[str, str], ...] = SAMPLES, seed: int = 0) -> Path:
+    """Degrade the samples into ``out_dir/archive/*.jpg`` (scanned old prints), keep the clean targets in
+    ``out_dir/clean/`` and write ``out_dir/manifest.parquet`` with `severity` and `clean_uri` columns."""
+    archive, clean_dir = out_dir / "archive", out_dir / "clean"
+    archive.mkdir(parents=True, exist_ok=True)
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[str]] = {"uri": [], "severity": [], "clean_uri": []}
+    for i, (name, severity) in enumerate(samples):
+        clean = image_to_tensor(Image.fromarray(getattr(skimage.data, name)()))  # (3, H, W) in [0, 1]
         plan = sample_plan(np.random.default_rng([seed, i]), clean.shape[1], clean.shape[2], severity)
-        degraded, target, true_mask = apply_plan(clean, plan)
-        images = {"clean": tensor_to_image(target), "degraded": tensor_to_image(degraded)}
-        images["restored"], images["masks"] = restore_image(generator, images["degraded"])
-        for sub, image in images.items():
-            image.save(out_dir / sub / f"{name}.png")
-        arrays = {k: np.asarray(v.convert("RGB")) for k, v in images.items() if k != "masks"}
-        rows.append(
-            DemoRow(
-                name,
-                severity,
-                psnr(arrays["degraded"], arrays["clean"]),
-                psnr(arrays["restored"], arrays["clean"]),
-                ssim(arrays["degraded"], arrays["clean"]),
-                ssim(arrays["restored"], arrays["clean"]),
-                mask_iou(np.asarray(images["masks"]), np.asarray(tensor_to_image(true_mask))),
+        degraded, target, _ = apply_plan(clean, plan)
+        stem = f"{name}-{severity}"
+        tensor_to_image(degraded).save(archive / f"{stem}.jpg", quality=92)
+        tensor_to_image(target).save(clean_dir / f"{stem}.png")
+        rows["uri"].append(str((archive / f"{stem}.jpg").resolve()))
+        rows["severity"].append(severity)
+        rows["clean_uri"].append(str((clean_dir / f"{stem}.png").resolve()))
+    manifest = out_dir / "manifest.parquet"
+    pq.write_table(pa.table(rows), manifest)
+    return manifest
+
+
+def demo_model(out_dir: Path) -> tuple[str, str]:
+    """The shipped default model, or (until one ships) an untrained `base` generator, which returns its
+    input unchanged. Returns (checkpoint path, description)."""
+    if DEFAULT_CHECKPOINT.exists():
+        return str(DEFAULT_CHECKPOINT), f"default model {DEFAULT_CHECKPOINT.name}"
+    torch.manual_seed(0)
+    path = out_dir / "untrained-base.safetensors"
+    save_generator(path, Generator(base().generator), base(), data="untrained")
+    return str(path), "untrained base generator (no trained default model ships yet: output = input)"
+
+
+def score(results: pa.Table) -> list[DemoScore]:
+    """PSNR / SSIM of the degraded input and of the restoration against the clean target, per ok row."""
+    scores = []
+    for row in results.filter(pa.compute.equal(results["status"], "ok")).to_pylist():
+        with (
+            Image.open(row["clean_uri"]) as c,
+            Image.open(row["uri"]) as d,
+            Image.open(row["output_uri"]) as r,
+        ):
+            clean, degraded, restored = (np.asarray(im.convert("RGB")) for im in (c, d, r))
+        scores.append(
+            DemoScore(
+                Path(row["uri"]).stem,
+                row["severity"],
+                psnr(degraded, clean),
+                psnr(restored, clean),
+                ssim(degraded, clean),
+                ssim(restored, clean),
             )
         )
-    _write_page(out_dir / "index.html", rows, model_name)
-    return rows, model_name
+    return scores
 
 
-def _write_page(path: Path, rows: list[DemoRow], model_name: str) -> None:
-    cells = "".join(
-        f"<tr><td>{html.escape(r.name)}<br>{r.severity}"
-        f"<br>PSNR {r.psnr_degraded:.1f} &rarr; {r.psnr_restored:.1f}"
-        f"<br>SSIM {r.ssim_degraded:.3f} &rarr; {r.ssim_restored:.3f}</td>"
-        + "".join(
-            f'<td><a href="{sub}/{r.name}.png"><img src="{sub}/{r.name}.png" width="320"></a></td>'
-            for sub in ("degraded", "restored", "clean", "masks")
-        )
-        + "</tr>"
-        for r in rows
+def run_demo(
+    out_dir: Path, model: str | None = None, samples: tuple[tuple[str, str], ...] = SAMPLES, seed: int = 0
+) -> tuple[RunSummary, list[DemoScore], str, Path]:
+    """Build the archive, restore it, score it, write the gallery. Returns (summary, scores, model, page)."""
+    out_dir = out_dir.resolve()
+    manifest = build_archive(out_dir, samples, seed)
+    checkpoint, description = (model, f"model {model}") if model else demo_model(out_dir)
+    job = RestoreJob(
+        manifest=str(manifest), output=str(out_dir / "restored"), model=checkpoint, pipeline=PipelineConfig()
     )
-    path.write_text(
-        "<!doctype html><meta charset=utf-8><title>patina demo</title>"
-        "<style>body{font-family:sans-serif}td{vertical-align:top;padding:4px}</style>"
-        f"<h1>patina demo</h1><p>Model: {html.escape(model_name)}</p>"
-        "<table><tr><th></th><th>degraded</th><th>restored</th><th>clean</th><th>predicted defects</th></tr>"
-        f"{cells}</table>"
-    )
+    summary = restore_archive(job)
+    results = pq.read_table(summary.results_uri)
+    page = write_gallery(results, out_dir, title=f"patina demo: {description}")
+    return summary, score(results), description, page

@@ -15,8 +15,7 @@ from PIL import Image
 
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.metrics import mask_iou, psnr, ssim
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+from pipeline.manifest import IMAGE_EXTENSIONS
 
 
 def list_images(folder: Path) -> list[Path]:

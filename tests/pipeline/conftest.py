@@ -8,11 +8,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import boto3
 import pytest
+import torch
 from moto.server import ThreadedMotoServer
 
+from model.checkpoints import save_generator
+from model.config import tiny
+from model.generator import Generator
 from pipeline.storage import Storage, StorageOptions
 
 # Fake credentials so boto3 never looks for real ones (and never finds a developer's own).
@@ -83,3 +88,15 @@ def s3_server() -> Iterator[S3Server]:
 def bucket(s3_server: S3Server) -> str:
     """A fresh, empty bucket for one test."""
     return s3_server.create_bucket()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A `tiny` generator checkpoint whose output visibly differs from its input (an untrained generator is
+    the identity), so tests can tell that the model really ran."""
+    generator = Generator(tiny().generator)
+    torch.manual_seed(0)
+    generator.to_residual.reset_parameters()
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_generator(path, generator, tiny(), step=7, data="test weights")
+    return path

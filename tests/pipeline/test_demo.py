@@ -1,20 +1,23 @@
-"""`make demo` end to end, in-process: sample photos degraded, restored, scored and shown on a page."""
+"""`make demo` end to end, in-process: archive, manifest, Ray pipeline restore, gallery."""
 
+import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.demo import SAMPLES, run_demo
+from pipeline.demo import run_demo
+
+SAMPLES = (("camera", "heavy"), ("chelsea", "medium"))
 
 
-def test_demo_writes_viewable_results(tmp_path):
-    rows, model_name = run_demo(tmp_path, seed=0)
-    assert [r.name for r in rows] == list(SAMPLES)
-    page = (tmp_path / "index.html").read_text()
-    for name in SAMPLES:
-        sizes = {
-            Image.open(tmp_path / sub / f"{name}.png").size
-            for sub in ("clean", "degraded", "restored", "masks")
-        }
-        assert len(sizes) == 1  # restored keeps the photo's size
-        assert f"restored/{name}.png" in page
-    assert all(r.psnr_degraded < 30 for r in rows)  # the samples really were degraded
-    assert model_name in page
+def test_demo_restores_archive_and_writes_gallery(tmp_path, tiny_checkpoint):
+    summary, scores, description, page = run_demo(tmp_path, str(tiny_checkpoint), samples=SAMPLES)
+    assert (summary.ok, summary.failed) == (2, 0)
+    results = pq.read_table(tmp_path / "restored" / "results.parquet")
+    assert results.num_rows == 2 and set(results["severity"].to_pylist()) == {"heavy", "medium"}
+    html = page.read_text()
+    for row in results.to_pylist():
+        with Image.open(row["uri"]) as degraded, Image.open(row["output_uri"]) as restored:
+            assert restored.size == degraded.size
+        assert row["id"] in html
+    assert [s.name for s in scores] == ["camera-heavy", "chelsea-medium"]
+    assert all(s.psnr_degraded < 30 for s in scores)  # the archive really is degraded
+    assert str(tiny_checkpoint) in description

@@ -1,0 +1,118 @@
+"""End-to-end restoration throughput: the Ray Data pipeline vs a naive sequential loop, side by side.
+
+Both restore the same images with the same model on the same machine. The naive loop does read -> decode ->
+model -> encode -> write one image at a time in this process; the pipeline is `restore_archive` (local Ray,
+local folders), Ray start-up included. On a CUDA machine it also prints the generator-only forward rate
+(the ceiling) and the fraction of it the pipeline reaches.
+
+    python benchmarks/restore.py --images 200 --megapixels 1.0 [--model CKPT | --preset base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+import torch
+from PIL import Image, ImageOps
+
+from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
+from model.config import PipelineConfig, preset
+from model.generator import Generator
+from model.inference import restore_tensor
+from pipeline.manifest import build_manifest
+from pipeline.restorer import Restorer
+from pipeline.run import RestoreJob, restore_archive
+from pipeline.storage import Storage
+
+
+def make_images(folder: Path, count: int, megapixels: float) -> None:
+    side = round((megapixels * 1e6) ** 0.5)
+    photo = Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.Resampling.BICUBIC)
+    for i in range(count):
+        photo.rotate(i % 360).save(folder / f"scan{i:04d}.jpg", quality=90)
+
+
+def naive(images: list[Path], out: Path, checkpoint: str, cfg: PipelineConfig) -> float:
+    started = time.perf_counter()
+    restorer = Restorer(checkpoint, tile=cfg.tile, overlap=cfg.overlap, tiles_per_batch=cfg.tiles_per_batch)
+    for path in images:
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
+            pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        restored, _ = restorer.restore_pixels(pixels, 8)
+        buf = io.BytesIO()
+        Image.fromarray(restored).save(buf, "JPEG", quality=95, subsampling=0)
+        (out / path.name).write_bytes(buf.getvalue())
+    return time.perf_counter() - started
+
+
+def pipeline(manifest: Path, out: Path, checkpoint: str, cfg: PipelineConfig) -> float:
+    started = time.perf_counter()
+    summary = restore_archive(
+        RestoreJob(manifest=str(manifest), output=str(out), model=checkpoint, pipeline=cfg)
+    )
+    assert summary.failed == 0, summary.failures_by_reason
+    return time.perf_counter() - started
+
+
+def forward_ceiling(checkpoint: str, cfg: PipelineConfig, seconds: float = 10.0) -> float:
+    """Megapixels per second of the generator alone on full tiles (CUDA only)."""
+    restorer = Restorer(checkpoint, tile=cfg.tile, overlap=cfg.overlap, tiles_per_batch=cfg.tiles_per_batch)
+    tiles = torch.rand(cfg.tiles_per_batch, 3, cfg.tile, cfg.tile, device=restorer.device)
+    restorer._restore_batch(tiles)  # warm-up
+    torch.cuda.synchronize()
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        restore_tensor(restorer.generator, tiles, "restore", restorer.autocast)
+        done += tiles.shape[0]
+    torch.cuda.synchronize()
+    return done * cfg.tile * cfg.tile / 1e6 / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--megapixels", type=float, default=1.0)
+    parser.add_argument("--model", help="checkpoint; default: the shipped model, else an untrained --preset")
+    parser.add_argument("--preset", default="base", help="size of the untrained stand-in when no model ships")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+    cfg = PipelineConfig(batch_size=args.batch_size)
+
+    with tempfile.TemporaryDirectory(prefix="patina-bench-") as tmp:
+        root = Path(tmp)
+        checkpoint = args.model or (str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else None)
+        if checkpoint is None:
+            config = preset(args.preset)
+            checkpoint = str(root / f"untrained-{args.preset}.safetensors")
+            save_generator(checkpoint, Generator(config.generator), config)
+        for sub in ("in", "naive", "pipeline"):
+            (root / sub).mkdir()
+        make_images(root / "in", args.images, args.megapixels)
+        images = sorted((root / "in").glob("*.jpg"))
+        build_manifest(str(root / "in"), str(root / "manifest.parquet"), Storage())
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        print(f"{args.images} images of {args.megapixels} MP, model {Path(checkpoint).name}, device {device}")
+
+        t_naive = naive(images, root / "naive", checkpoint, cfg)
+        t_pipe = pipeline(root / "manifest.parquet", root / "pipeline", checkpoint, cfg)
+        print(f"naive sequential loop: {args.images / t_naive:8.3f} images/s ({t_naive:.1f} s)")
+        print(f"Ray Data pipeline:     {args.images / t_pipe:8.3f} images/s ({t_pipe:.1f} s, with Ray start)")
+        print(f"ratio pipeline / naive: {t_naive / t_pipe:.2f}x")
+        if device == "cuda":
+            ceiling = forward_ceiling(checkpoint, cfg)
+            reached = args.images * args.megapixels / t_pipe
+            print(
+                f"generator forward only: {ceiling:.1f} MP/s; pipeline reaches {reached / ceiling:.1%} of it"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The Ray Data actor that holds the generator on its device and restores batches of decoded images.
+
+Callable without Ray too: ``Restorer(...)(batch)`` on a hand-built batch restores it in-process, which is
+how the GPU path is exercised directly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint, generator_from_tensors
+from model.inference import restore_tensor
+from pipeline.storage import Storage
+from pipeline.tiling import restore_tiled
+
+DEFECT_THRESHOLD = 0.5  # a pixel counts towards defect coverage when its defect probability exceeds this
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+class Restorer:
+    """Loads the generator once in ``__init__`` and restores a batch in ``__call__``.
+
+    Batch in: ``pixels`` (HxWxC uint8/uint16 arrays, C = 1..4), ``bit_depth`` (8 | 16) and ``error``
+    ("" = ok). Batch out: the other columns plus ``restored`` (same shape, dtype and channels: grayscale
+    stays grayscale, alpha is carried over untouched), ``defect_coverage`` (fraction of pixels the model
+    marks as defects) and ``restore_ms``. On GPU the model runs in bf16 autocast with channels_last memory.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str = str(DEFAULT_CHECKPOINT),
+        storage: Storage | None = None,
+        task: str = "restore",
+        tile: int = 512,
+        overlap: int = 32,
+        tiles_per_batch: int = 8,
+        device: str = "auto",
+    ):
+        self.device = pick_device(device)
+        data = (storage or Storage()).read_bytes(checkpoint)
+        tensors, meta = decode_checkpoint(data, checkpoint)
+        self.model_id = checkpoint_id(data, meta)
+        generator = generator_from_tensors(tensors, meta, checkpoint, self.device)
+        if self.device.type == "cuda":
+            generator = generator.to(memory_format=torch.channels_last)
+        self.generator = generator
+        self.autocast = torch.bfloat16 if self.device.type == "cuda" else None
+        self.task, self.tile, self.overlap, self.tiles_per_batch = task, tile, overlap, tiles_per_batch
+
+    def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.device.type == "cuda":
+            tiles = tiles.contiguous(memory_format=torch.channels_last)
+        return restore_tensor(self.generator, tiles, self.task, self.autocast)
+
+    def restore_pixels(self, pixels: np.ndarray, bit_depth: int = 8) -> tuple[np.ndarray, float]:
+        """One decoded image, HxWxC holding values of ``bit_depth`` bits (8 or 16) -> (restored, same layout,
+        dtype and value range; defect coverage). Depth is passed, not read from the dtype, because a Ray batch
+        mixing 8- and 16-bit images hands both over as uint16."""
+        scale = 65535.0 if bit_depth == 16 else 255.0
+        channels = pixels.shape[2]
+        colour = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+        image = (
+            torch.from_numpy(colour.astype(np.float32) / scale).permute(2, 0, 1).to(self.device)
+        )  # (3,H,W)
+        restored, defects = restore_tiled(
+            self._restore_batch, image, self.tile, self.overlap, self.tiles_per_batch
+        )
+        coverage = float((defects > DEFECT_THRESHOLD).float().mean())
+        out = restored.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]
+        if channels < 3:  # grayscale in, grayscale out (Rec. 601 luma, as Pillow's convert("L"))
+            out = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            out = out[..., None]
+        out = np.clip(np.rint(out * scale), 0, scale).astype(pixels.dtype)
+        if channels in (2, 4):  # alpha is not the model's business: carry it over bit for bit
+            out = np.concatenate([out, pixels[..., -1:]], axis=2)
+        return np.ascontiguousarray(out), coverage
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["pixels"])
+        restored = np.empty(n, dtype=object)
+        coverage = np.zeros(n, dtype=np.float32)
+        restore_ms = np.zeros(n, dtype=np.float64)
+        errors = np.array(batch["error"], dtype=object)
+        for i, pixels in enumerate(batch["pixels"]):
+            restored[i] = pixels
+            if errors[i]:
+                continue
+            started = time.perf_counter()
+            try:
+                restored[i], coverage[i] = self.restore_pixels(np.asarray(pixels), int(batch["bit_depth"][i]))
+            except torch.OutOfMemoryError:
+                errors[i] = "out of GPU memory while restoring; lower --tile or --tiles-per-batch"
+                torch.cuda.empty_cache()
+            restore_ms[i] = (time.perf_counter() - started) * 1000
+        # The decoded pixels are not needed downstream: dropping them halves what Ray moves to the encoders.
+        rest = {k: v for k, v in batch.items() if k != "pixels"}
+        return {
+            **rest,
+            "restored": restored,
+            "defect_coverage": coverage,
+            "restore_ms": restore_ms,
+            "error": errors,
+        }

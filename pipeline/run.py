@@ -1,0 +1,252 @@
+"""The batch restoration job: manifest -> fetch -> decode -> restore (actors on GPUs) -> encode/write.
+
+``build_dataset`` is the only place that chains ``map_batches`` and sets batch sizes, GPUs and pool sizes
+(Ray's arguments for these change between releases: one place, one diff). ``restore_archive`` plans the run
+(skipping rows already ok), drives the dataset, and records result parts as rows complete, so killing the
+driver at any moment loses at most the rows of one unflushed part, which the next run simply redoes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint
+from model.config import PipelineConfig
+from pipeline.manifest import (
+    RESULT_SCHEMA,
+    finalize_results,
+    plan_remaining,
+    read_manifest,
+    write_result_part,
+)
+from pipeline.restorer import Restorer
+from pipeline.stages import decode, encode_and_write, fetch, output_uri
+from pipeline.storage import Storage, StorageOptions, is_same_or_inside
+
+
+@dataclass(frozen=True)
+class RestoreJob:
+    """Everything one restoration run needs; the CLI and the Prefect flow both build one of these."""
+
+    manifest: str
+    output: str
+    model: str = str(DEFAULT_CHECKPOINT)
+    task: str = "restore"
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    storage: StorageOptions = field(default_factory=StorageOptions)
+    ray_address: str | None = None  # None: start Ray locally in-process
+    limit: int | None = None  # restore at most this many of the remaining rows
+    flush_rows: int = 64  # result rows per part file: the most a killed driver can lose
+    flush_seconds: float = 15.0
+    dashboard: bool = False
+
+
+@dataclass
+class Progress:
+    total: int  # rows in the manifest
+    already_done: int  # ok before this run started
+    to_do: int  # rows this run will attempt
+    ok: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def processed(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def images_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.processed / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    total: int
+    already_done: int
+    ok: int
+    failed: int
+    skipped: int  # rows left unprocessed (limit) in the final results
+    seconds: float
+    images_per_second: float
+    failures_by_reason: dict[str, int]
+    results_uri: str
+
+
+def restore_actors(num_gpus: int, num_cpus: int) -> int:
+    """One actor per GPU. Without GPUs, one single-threaded actor per CPU but one (Ray gives each actor one
+    thread per reserved CPU): many single-threaded model copies scale better than one multi-threaded one,
+    and the spare CPU keeps fetching and encoding moving."""
+    return num_gpus if num_gpus else max(1, num_cpus - 1)
+
+
+def build_dataset(
+    todo: pa.Table, job: RestoreJob, storage: Storage, model_id: str, num_gpus: int, num_cpus: int
+) -> ray.data.Dataset:
+    """Chain the stages over the rows still to do, with the restore actors sized by ``restore_actors``.
+
+    Fetching is I/O bound, so its tasks reserve a quarter CPU and many run at once; that also keeps Ray from
+    fusing it into the decode tasks. On GPU clusters decode runs in CPU tasks beside the GPU actors; on a
+    CPU-only machine Ray fuses decode into the restore actor (same resources), saving a copy."""
+    cfg = job.pipeline
+    rows_per_block = max(cfg.batch_size, 1)
+    blocks = [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)] or [todo]
+    ds = ray.data.from_arrow(blocks)
+    ds = ds.map_batches(
+        fetch, fn_kwargs={"storage": storage}, batch_size=cfg.batch_size, batch_format="numpy", num_cpus=0.25
+    )
+    ds = ds.map_batches(
+        decode, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_size=cfg.batch_size, batch_format="numpy"
+    )
+    ds = ds.map_batches(
+        Restorer,
+        fn_constructor_kwargs={
+            "checkpoint": job.model,
+            "storage": storage,
+            "task": job.task,
+            "tile": cfg.tile,
+            "overlap": cfg.overlap,
+            "tiles_per_batch": cfg.tiles_per_batch,
+        },
+        compute=ray.data.ActorPoolStrategy(size=restore_actors(num_gpus, num_cpus)),
+        num_gpus=1 if num_gpus else 0,
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+    )
+    return ds.map_batches(
+        encode_and_write,
+        fn_kwargs={
+            "output_prefix": job.output,
+            "output_format": cfg.output_format,
+            "storage": storage,
+            "model_id": model_id,
+            "task": job.task,
+        },
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+    )
+
+
+def check_output_prefix(manifest: pa.Table, output: str) -> None:
+    """Refuse an output prefix equal to or inside the inputs' common folder, or one that maps an input key
+    onto itself: originals are never written."""
+    low, high = pc.min_max(manifest["uri"]).values()
+    low, high = low.as_py(), high.as_py()
+    common = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
+    root = common[: common.rfind("/") + 1] or common
+    if root and is_same_or_inside(output, root):
+        raise ValueError(
+            f"output {output} is inside the input folder {root}; "
+            "choose a prefix outside it so originals stay untouched"
+        )
+    output_uri(low, output, "", "same")  # raises ValueError if the prefix maps an input onto itself
+
+
+def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+    """Restore every manifest row not yet ok under ``job.output`` and write ``results.parquet`` there."""
+    storage = Storage(job.storage)
+    manifest = read_manifest(job.manifest, storage)
+    check_output_prefix(manifest, job.output)
+    # Validate the model before starting anything: a bad checkpoint is one clear error, not N failed rows.
+    model_bytes = storage.read_bytes(job.model)
+    model_id = checkpoint_id(model_bytes, decode_checkpoint(model_bytes, job.model)[1])
+    plan = plan_remaining(manifest, job.output, storage)
+    todo = plan.todo.select(["id", "uri"])
+    if job.limit is not None:
+        todo = todo.slice(0, job.limit)
+    progress = Progress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
+    failures: Counter[str] = Counter()
+    started_ray = _connect(job)
+    try:
+        if todo.num_rows:
+            resources = ray.cluster_resources()
+            num_gpus, num_cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+            ds = build_dataset(todo, job, storage, model_id, num_gpus, num_cpus)
+            _drive(ds, job, storage, progress, failures, on_progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    final = finalize_results(manifest, job.output, storage)
+    seconds = time.monotonic() - progress.started
+    return RunSummary(
+        total=plan.total,
+        already_done=plan.done,
+        ok=progress.ok,
+        failed=progress.failed,
+        skipped=int(pc.sum(pc.equal(final["status"], "skipped")).as_py() or 0),
+        seconds=seconds,
+        images_per_second=progress.images_per_second,
+        failures_by_reason=dict(failures.most_common()),
+        results_uri=storage.join(job.output, "results.parquet"),
+    )
+
+
+def _connect(job: RestoreJob) -> bool:
+    """Join the given cluster, or start Ray locally. Returns True only if this call started Ray, so a job
+    never shuts down a cluster (or a caller's Ray) it did not start."""
+    if ray.is_initialized():
+        return False
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False  # the CLI draws its own progress
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if job.ray_address:
+        ray.init(address=job.ray_address, log_to_driver=False, logging_level=logging.WARNING)
+        return False
+    ray.init(include_dashboard=job.dashboard, log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def _drive(
+    ds: ray.data.Dataset,
+    job: RestoreJob,
+    storage: Storage,
+    progress: Progress,
+    failures: Counter[str],
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
+    pending: list[pa.Table] = []
+    last_flush = time.monotonic()
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        rows = _result_rows(batch)
+        pending.append(rows)
+        ok = int(pc.sum(pc.equal(rows["status"], "ok")).as_py() or 0)
+        progress.ok += ok
+        progress.failed += rows.num_rows - ok
+        for error in rows.filter(pc.equal(rows["status"], "failed"))["error"].to_pylist():
+            failures[failure_reason(error)] += 1
+        if (
+            sum(t.num_rows for t in pending) >= job.flush_rows
+            or time.monotonic() - last_flush > job.flush_seconds
+        ):
+            write_result_part(job.output, pa.concat_tables(pending), storage)
+            pending, last_flush = [], time.monotonic()
+        if on_progress:
+            on_progress(progress)
+    if pending:
+        write_result_part(job.output, pa.concat_tables(pending), storage)
+
+
+def _result_rows(batch: pa.Table) -> pa.Table:
+    """Keep the result columns; an empty error string means no error."""
+    table = batch.select(RESULT_SCHEMA.names)
+    error = table["error"]
+    table = table.set_column(
+        RESULT_SCHEMA.get_field_index("error"),
+        "error",
+        pc.if_else(pc.equal(error, ""), pa.nulls(len(error), pa.string()), error),
+    )
+    return table.cast(RESULT_SCHEMA)
+
+
+def failure_reason(error: str) -> str:
+    """Group errors by kind: the text before the first ':' ("not found: s3://..." -> "not found")."""
+    return error.split(":", 1)[0].strip() if error else "unknown"

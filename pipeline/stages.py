@@ -1,0 +1,392 @@
+"""The per-image stages of the restoration job, as stateless batch functions.
+
+Each takes a batch in Ray Data's "numpy" format (a dict of equal-length numpy arrays; strings, bytes and
+images are object arrays) and returns a new one, so Ray's ``map_batches`` can run them and tests can call
+them on hand-built dicts. The job runs::
+
+    manifest rows (id, uri) -> fetch -> decode -> restore (model actor) -> encode_and_write -> result rows
+
+A row that fails anywhere gets a one-line reason in its ``error`` column ("" means ok, so the column stays
+a plain string column); later stages pass it through untouched, and the job never stops for a bad row.
+``elapsed_ms`` is a running per-row total: each stage adds the time it spent on that row (the restore
+actor's share arrives as ``restore_ms``). Adding per-stage times, rather than subtracting a start time
+taken in fetch, leaves out time spent queued between stages and cannot be skewed by clocks that differ
+between nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from pipeline.manifest import RESULT_SCHEMA
+from pipeline.storage import Storage, StorageError, is_same_or_inside, parse_uri
+
+Batch = dict[str, np.ndarray]
+
+IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transient errors itself
+OUTPUT_FORMATS = ("same", "png", "jpeg", "tiff", "webp")
+# Pillow formats decode reads (its JPEG reader also yields "MPO" images). Not all Pillow can open: its EPS
+# reader runs Ghostscript on the file, which untrusted archive files must never reach.
+DECODE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000")
+
+# Pillow format -> (extension appended when the output format differs from the input's, content type).
+_WRITERS = {
+    "PNG": (".png", "image/png"),
+    "JPEG": (".jpg", "image/jpeg"),
+    "TIFF": (".tif", "image/tiff"),
+    "WEBP": (".webp", "image/webp"),
+}
+# JPEG 4:4:4 at quality 95 keeps restored detail in the colour channels; TIFF stays lossless; WebP is
+# lossless too, because its lossy mode always halves colour resolution (4:2:0).
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "PNG": {},
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "TIFF": {"compression": "tiff_adobe_deflate"},
+    "WEBP": {"lossless": True},
+}
+_ALIASES = {"MPO": "JPEG"}  # camera JPEGs that carry extra pictures (MPF)
+_ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "I;16": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
+_ORIENTATION = ExifTags.Base.Orientation
+# TIFF tags that describe the source file's pixel layout (a TIFF's EXIF is its main IFD), and blobs kept
+# elsewhere or stale after restoration. Resolution travels in dpi_x/dpi_y.
+# fmt: off
+_NOT_EXIF = {
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320, 322, 323, 324,
+    325, 330, 338, 339, 347, 513, 514, 529, 530, 531, 532, 34377, 34675, 37724,
+}
+# fmt: on
+
+
+def fetch(batch: Batch, storage: Storage) -> Batch:
+    """Read each row's ``uri``. Adds ``data`` (bytes; b"" when failed), ``input_etag`` (sha256 hex of the
+    bytes, for every source: S3 ETags of multipart uploads are no content hash, local files have none),
+    ``error`` and ``elapsed_ms``; other columns pass through. Reads run concurrently in a few threads."""
+    uris = batch["uri"]
+
+    def read(uri: str) -> tuple[bytes, str, float]:
+        start = time.perf_counter()
+        try:
+            data = storage.read_bytes(uri)
+            error = "" if data else "0-byte file"
+        except (StorageError, OSError) as exc:
+            data, error = b"", _one_line(exc)
+        return data, error, _ms_since(start)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS, len(uris)))) as pool:
+        rows = list(pool.map(read, uris))
+    return {
+        **batch,
+        "data": _objects([data for data, _, _ in rows]),
+        "input_etag": _objects([hashlib.sha256(data).hexdigest() if data else "" for data, _, _ in rows]),
+        "error": _objects([error for _, error, _ in rows]),
+        "elapsed_ms": np.array([ms for _, _, ms in rows], dtype=np.float64),
+    }
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    pixels: np.ndarray
+    format: str = ""
+    mode: str = ""
+    exif: bytes = b""
+    icc: bytes = b""
+    dpi: tuple[float, float] = (0.0, 0.0)
+    error: str = ""
+
+
+_PLACEHOLDER = np.zeros((1, 1, 3), np.uint8)
+
+
+def decode(batch: Batch, max_pixels: int) -> Batch:
+    """Decode fetch's ``data`` (dropped from the output) into ``pixels``: an HxWxC C-contiguous array, C = 1,
+    2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16- and 32-bit gray, uint16 (0..65535).
+
+    Also adds ``bit_depth`` (8 or 16), ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's
+    Pillow mode), ``exif`` and ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and
+    ``width``/``height``. Reads DECODE_FORMATS; other files fail as "not an image". EXIF orientation is
+    applied to the pixels, width, height and dpi, and the orientation tag left in ``exif`` is 1. Images
+    over ``max_pixels`` fail from their header, before any pixel is decoded. Failed rows get 1x1x3 zero
+    pixels, "" and zeros.
+
+    Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
+    (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16; F ->
+    clipped to 0..255 and rounded -> L. Downstream must go by ``bit_depth``, not the array's dtype: Ray
+    stores a batch's images with one dtype, so 8-bit images batched with a 16-bit one arrive as uint16."""
+    rows: list[_Decoded] = []
+    elapsed = batch["elapsed_ms"].copy()
+    for i, (data, error) in enumerate(zip(batch["data"], batch["error"], strict=True)):
+        start = time.perf_counter()
+        rows.append(_decode_one(data, max_pixels) if not error else _Decoded(_PLACEHOLDER, error=error))
+        elapsed[i] += _ms_since(start)
+    return {
+        **{name: column for name, column in batch.items() if name != "data"},
+        "pixels": _objects([row.pixels for row in rows]),
+        "bit_depth": np.array([16 if row.pixels.dtype == np.uint16 else 8 for row in rows], dtype=np.int32),
+        "format": _objects([row.format for row in rows]),
+        "mode": _objects([row.mode for row in rows]),
+        "exif": _objects([row.exif for row in rows]),
+        "icc": _objects([row.icc for row in rows]),
+        "dpi_x": np.array([row.dpi[0] for row in rows], dtype=np.float64),
+        "dpi_y": np.array([row.dpi[1] for row in rows], dtype=np.float64),
+        "width": np.array([0 if r.error else r.pixels.shape[1] for r in rows], dtype=np.int32),
+        "height": np.array([0 if r.error else r.pixels.shape[0] for r in rows], dtype=np.int32),
+        "error": _objects([row.error for row in rows]),
+        "elapsed_ms": elapsed,
+    }
+
+
+def output_uri(input_uri: str, output_prefix: str, input_format: str, output_format: str) -> str:
+    """Where the restoration of ``input_uri`` goes: s3://bucket/key -> <prefix>/bucket/key, a local path or
+    file:// URI -> <prefix>/<absolute path, symlinks resolved, without its leading '/'>. The key is kept
+    when the written format is the input's (Pillow name, e.g. "JPEG"); otherwise the new extension is
+    appended (scan.tif -> scan.tif.png), so inputs differing only in extension never share an output.
+    Raises ValueError for an unknown ``output_format`` or an output that would be the input itself."""
+    source = parse_uri(input_uri)
+    if source.scheme == "s3":
+        relative = f"{source.bucket}/{source.key}"
+    else:
+        relative = os.path.realpath(source.key).lstrip("/")
+    written = _written_format(input_format, output_format)
+    if written != _ALIASES.get(input_format, input_format):
+        relative += _WRITERS[written][0]
+    uri = Storage.join(output_prefix, relative)
+    if is_same_or_inside(uri, input_uri):
+        raise ValueError(
+            f"{uri}: output would overwrite the input; choose an output prefix outside the inputs"
+        )
+    return uri
+
+
+def encode_and_write(
+    batch: Batch, output_prefix: str, output_format: str, storage: Storage, model_id: str, task: str
+) -> Batch:
+    """Encode each ok row's ``restored`` pixels (decode's layout, read by ``bit_depth``) and write them
+    atomically to output_uri(...); return exactly the RESULT_SCHEMA columns, in its order.
+
+    ``output_format`` is "same" (the input's; GIF, BMP and other formats are written as lossless PNG, since
+    a GIF palette would undo a restoration) or png, jpeg, tiff, webp. EXIF, ICC profile (when its colour
+    space fits the written mode), DPI (not in WebP) and alpha are kept. JPEG has no alpha, so it is dropped
+    (not composited); 16-bit gray becomes 8-bit in JPEG and WebP; CMYK inputs are written as CMYK in
+    JPEG and TIFF. ``error`` is "" for ok rows and ``output_uri`` "" for failed ones; width, height and
+    defect_coverage are 0 for failed rows. Writes run concurrently in a few threads."""
+    _written_format("", output_format)  # a bad option fails the job once, not every row
+    columns = ("uri", "error", "restored", "bit_depth", "format", "mode", "exif", "icc", "dpi_x", "dpi_y")
+    rows = zip(*(batch[name] for name in columns), strict=True)
+
+    def write(row: tuple[Any, ...]) -> tuple[str, str, str, float]:
+        start = time.perf_counter()
+        uri, error, restored, bit_depth, fmt, mode, exif, icc, dpi_x, dpi_y = row
+        if error:
+            return "", error, "", 0.0
+        written = _written_format(fmt, output_format)
+        try:
+            target = output_uri(uri, output_prefix, fmt, output_format)
+        except ValueError as exc:  # the output would be the input itself
+            return "", str(exc), "", 0.0
+        try:
+            data = _encode(restored, bit_depth, mode, written, exif, icc, (dpi_x, dpi_y))
+        except Exception as exc:  # one odd image (EXIF too long for JPEG, ...) must not stop the job
+            return "", f"could not encode as {written}: {_one_line(exc)}", "", _ms_since(start)
+        try:
+            storage.write_bytes(target, data, _WRITERS[written][1])
+        except (StorageError, OSError) as exc:
+            return "", _one_line(exc), "", _ms_since(start)
+        return target, "", hashlib.sha256(data).hexdigest(), _ms_since(start)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS, len(batch["uri"])))) as pool:
+        results = list(pool.map(write, rows))
+    ok = np.array([not error for _, error, _, _ in results], dtype=bool)
+    n = len(results)
+    out = {
+        "id": batch["id"],
+        "uri": batch["uri"],
+        "output_uri": _objects([uri for uri, _, _, _ in results]),
+        "status": _objects(["ok" if good else "failed" for good in ok]),
+        "error": _objects([error for _, error, _, _ in results]),
+        "width": np.where(ok, batch["width"], 0).astype(np.int32),
+        "height": np.where(ok, batch["height"], 0).astype(np.int32),
+        "input_etag": batch["input_etag"],
+        "output_sha256": _objects([sha for _, _, sha, _ in results]),
+        "model_id": _objects([model_id] * n),
+        "task": _objects([task] * n),
+        "elapsed_ms": batch["elapsed_ms"] + batch["restore_ms"] + np.array([ms for *_, ms in results]),
+        "defect_coverage": np.where(ok, batch["defect_coverage"], 0).astype(np.float32),
+    }
+    return {name: out[name] for name in RESULT_SCHEMA.names}
+
+
+# -- decoding --------------------------------------------------------------------------------------------
+
+
+def _decode_one(data: bytes, max_pixels: int) -> _Decoded:
+    try:
+        return _decode_image(data, max_pixels)
+    except UnidentifiedImageError:
+        error = "not an image (unrecognised format)"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        error = f"{_one_line(exc)} (raise --max-pixels)"
+    except Exception as exc:  # corrupt files make Pillow raise almost anything (OSError, ValueError, ...)
+        error = f"truncated or corrupt image: {_one_line(exc)}"
+    return _Decoded(_PLACEHOLDER, error=error)
+
+
+def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
+    # Pillow's own pixel limit is off while reading the header: the test below is the same one, against
+    # the job's limit, with a message that gives the size.
+    with _pillow_guard(pixel_limit=None):
+        image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Image.DecompressionBombError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+        )
+    # On while loading: frames, tiles and sub-images can claim more pixels than the header did.
+    with _pillow_guard(pixel_limit=max_pixels):
+        orientation = image.getexif().get(_ORIENTATION)  # before load: loading a TIFF applies it
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+        pixels = _pixels(image)
+    dpi_x, dpi_y = (float(v) for v in image.info.get("dpi", (0.0, 0.0)))
+    if orientation in (5, 6, 7, 8):  # a quarter turn swaps the axes
+        dpi_x, dpi_y = dpi_y, dpi_x
+    return _Decoded(
+        pixels,
+        format=image.format or "",
+        mode=image.mode,
+        exif=_exif_bytes(image, had_orientation=orientation is not None),
+        icc=image.info.get("icc_profile") or b"",
+        dpi=(dpi_x, dpi_y),
+    )
+
+
+@contextlib.contextmanager
+def _pillow_guard(pixel_limit: int | None) -> Iterator[None]:
+    """Pillow keeps its pixel limit and truncated-file leniency in module globals; set them only while
+    decoding (truncated files must fail, over-limit images raise instead of warning) and put back what
+    the process had. Not thread-safe: decode runs one image at a time."""
+    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = pixel_limit, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """A loaded image as HxWxC (see decode): numpy views Pillow's bytes, so only conversions copy."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        array = np.asarray(image).astype(np.uint16, copy=False)  # I;16B is big-endian: made native
+    elif mode == "I":
+        array = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+    elif mode == "F":
+        array = np.rint(np.clip(np.asarray(image), 0, 255)).astype(np.uint8)
+    elif mode in ("L", "LA", "RGB", "RGBA"):
+        array = np.asarray(image)
+    elif mode == "1":
+        array = np.asarray(image.convert("L"))
+    else:
+        # True for alpha modes (PA, RGBa...) and palette or RGB transparency; LAB's "A" band is a colour.
+        array = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:
+    exif = image.getexif()
+    for tag in _NOT_EXIF:
+        exif.pop(tag, None)
+    if had_orientation:
+        exif[_ORIENTATION] = 1  # the pixels are upright now
+    return exif.tobytes() if len(exif) else b""
+
+
+# -- encoding --------------------------------------------------------------------------------------------
+
+
+def _written_format(input_format: str, output_format: str) -> str:
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    if output_format != "same":
+        return output_format.upper()
+    fmt = _ALIASES.get(input_format, input_format)
+    return fmt if fmt in _WRITERS else "PNG"
+
+
+def _encode(
+    restored: np.ndarray,
+    bit_depth: int,
+    source_mode: str,
+    fmt: str,
+    exif: bytes,
+    icc: bytes,
+    dpi: tuple[float, float],
+) -> bytes:
+    image = _output_image(restored, bit_depth, source_mode, fmt)
+    options = dict(_SAVE_OPTIONS[fmt])
+    if exif:
+        options["exif"] = exif
+    # A profile for another colour space (a CMYK input written as RGB PNG) would make viewers misread it.
+    if icc and icc[16:20] == _ICC_SPACES.get(image.mode):
+        options["icc_profile"] = icc
+    if dpi[0] > 0 and dpi[1] > 0:
+        options["dpi"] = dpi
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _output_image(restored: np.ndarray, bit_depth: int, source_mode: str, fmt: str) -> Image.Image:
+    if restored.ndim != 3 or restored.shape[2] not in (1, 2, 3, 4) or restored.dtype.kind != "u":
+        raise ValueError(
+            f"restored pixels are {restored.dtype} {restored.shape}; expected HxWxC uint, C <= 4"
+        )
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    if restored.dtype != dtype and restored.max(initial=0) > np.iinfo(dtype).max:  # never wrap around
+        raise ValueError(f"restored values exceed the {bit_depth}-bit range of the input")
+    pixels = restored.astype(dtype, copy=False)
+    if pixels.dtype == np.uint16 and fmt in ("JPEG", "WEBP"):
+        pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)  # rounds v * 255 / 65535
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    if source_mode == "CMYK" and fmt in ("JPEG", "TIFF"):
+        return image.convert("CMYK")
+    if fmt == "JPEG" and image.mode in ("LA", "RGBA"):
+        return image.convert(image.mode[:-1])
+    if fmt == "WEBP" and image.mode in ("L", "LA"):
+        return image.convert("RGBA" if image.mode == "LA" else "RGB")
+    return image
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object column; np.array would stack equal-shaped arrays into one N-D array."""
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

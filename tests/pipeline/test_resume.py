@@ -1,0 +1,94 @@
+"""Kill -9 the driver mid-run, re-run the same command: only the remainder is processed, nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.manifest import RESULTS_DIR, build_manifest
+from pipeline.storage import Storage
+
+ROWS = 40
+PATINA = str(Path(sys.executable).parent / "patina")
+
+
+def _ok_ids(parts: list[Path]) -> set[str]:
+    ids: set[str] = set()
+    for part in parts:
+        table = pq.read_table(part, columns=["id", "status"])
+        ids |= {
+            i for i, s in zip(table["id"].to_pylist(), table["status"].to_pylist(), strict=True) if s == "ok"
+        }
+    return ids
+
+
+def _ray_free_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)  # the CLI must start its own local Ray, as a user's would
+    return env
+
+
+@pytest.mark.timeout(300)
+def test_kill_driver_then_resume(tmp_path, photo, tiny_checkpoint):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for i in range(ROWS):
+        photo.resize((64, 48)).rotate(i * 9).save(archive / f"print{i:03d}.jpg", quality=90)
+    manifest, output = tmp_path / "manifest.parquet", tmp_path / "restored"
+    build_manifest(str(archive), str(manifest), Storage())
+    command = [PATINA, "restore", "--manifest", str(manifest), "--output", str(output)]
+    command += [
+        "--model",
+        str(tiny_checkpoint),
+        "--batch-size",
+        "2",
+        "--flush-rows",
+        "4",
+        "--tile",
+        "32",
+        "--overlap",
+        "8",
+    ]
+
+    # A real interruption: SIGKILL the driver's whole process group once some results are recorded.
+    first = subprocess.Popen(command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    parts: list[Path] = []
+    while len(parts) < 2 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+        parts = sorted((output / RESULTS_DIR).glob("part-*.parquet"))
+    assert first.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_first = _ok_ids(sorted((output / RESULTS_DIR).glob("part-*.parquet")))
+    assert 0 < len(done_first) < ROWS
+    assert not (output / "results.parquet").exists()
+    parts_before = set((output / RESULTS_DIR).glob("part-*.parquet"))
+
+    second = subprocess.run(command, env=_ray_free_env(), capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{len(done_first)} already done" in second.stdout
+
+    new_parts = sorted(set((output / RESULTS_DIR).glob("part-*.parquet")) - parts_before)
+    processed_second = [i for p in new_parts for i in pq.read_table(p, columns=["id"])["id"].to_pylist()]
+    all_ids = {str(archive / f"print{i:03d}.jpg") for i in range(ROWS)}
+    assert len(processed_second) == len(set(processed_second))  # nothing twice
+    assert set(processed_second) == all_ids - done_first  # exactly the remainder
+
+    results = pq.read_table(output / "results.parquet")
+    assert results.num_rows == ROWS and set(results["id"].to_pylist()) == all_ids
+    assert set(results["status"].to_pylist()) == {"ok"}
+    for uri in results["output_uri"].to_pylist():
+        with Image.open(uri) as restored:
+            restored.load()  # every output at its final key is whole
+            assert restored.size == (64, 48)
+    leftovers = [p for p in output.rglob("*") if p.is_file() and p.suffix not in (".jpg", ".parquet")]
+    assert leftovers == []  # no temp files under output after the completed re-run

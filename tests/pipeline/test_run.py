@@ -1,0 +1,169 @@
+"""The real Ray Data pipeline on a real S3 endpoint (moto's HTTP server): 30+ images, bad rows among them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+from PIL import Image, ImageCms
+
+from model.config import PipelineConfig
+from pipeline.manifest import read_results
+from pipeline.run import RestoreJob, restore_archive
+from pipeline.storage import StorageOptions
+
+MAX_PIXELS = 100_000
+
+
+@pytest.fixture(scope="module")
+def ray_local(s3_server):
+    # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _jpeg_with_metadata(image: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "patina test camera"  # Make
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90, exif=exif.tobytes(), icc_profile=icc, dpi=(300, 300))
+    return buf.getvalue()
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def archive(s3_server, photo):
+    """Upload 36 rows' worth of archive to a bucket; return (bucket, manifest uri, expectations)."""
+    bucket = s3_server.create_bucket()
+    client = s3_server.client()
+    base = photo.resize((80, 64))
+    good: dict[str, tuple[str, tuple[int, int]]] = {}  # key -> (mode written back, displayed size)
+    for i in range(24):
+        key = f"scans/box{i % 3}/print{i:03d}.jpg"
+        client.put_object(Bucket=bucket, Key=key, Body=_encode(base.rotate(i * 7), "JPEG"))
+        good[key] = ("RGB", (80, 64))
+    client.put_object(Bucket=bucket, Key="scans/meta.jpg", Body=_jpeg_with_metadata(base))
+    good["scans/meta.jpg"] = ("RGB", (64, 80))  # orientation 6 applied: width and height swap
+    specials = {
+        "scans/gray.png": base.convert("L"),
+        "scans/alpha.png": base.convert("RGBA"),
+        "scans/cmyk.tif": base.convert("CMYK"),
+        "scans/deep.png": Image.fromarray(np.asarray(base.convert("L")).astype("<u2") * 257),
+    }
+    for key, image in specials.items():
+        client.put_object(
+            Bucket=bucket, Key=key, Body=_encode(image, "TIFF" if key.endswith("tif") else "PNG")
+        )
+        good[key] = (image.mode, image.size)
+    jpeg = _encode(base, "JPEG")
+    bad = {
+        "scans/missing.jpg": "not found",
+        "scans/empty.jpg": "0-byte",
+        "scans/truncated.jpg": "truncated or corrupt",
+        "scans/notes.jpg": "not an image",
+        "scans/huge.png": "over the limit",
+    }
+    client.put_object(Bucket=bucket, Key="scans/empty.jpg", Body=b"")
+    client.put_object(Bucket=bucket, Key="scans/truncated.jpg", Body=jpeg[: len(jpeg) // 2])
+    client.put_object(Bucket=bucket, Key="scans/notes.jpg", Body=b"shelf 4, box 2: family portraits\n")
+    client.put_object(
+        Bucket=bucket, Key="scans/huge.png", Body=_encode(Image.new("L", (400, 400), 128), "PNG")
+    )
+    keys = [*good, *bad]
+    manifest = pa.table(
+        {
+            "uri": [f"s3://{bucket}/{k}" for k in keys],
+            "collection": [f"collection-{i % 4}" for i in range(len(keys))],
+        }
+    )
+    buf = io.BytesIO()
+    pq.write_table(manifest, buf)
+    client.put_object(Bucket=bucket, Key="manifests/archive.parquet", Body=buf.getvalue())
+    return bucket, f"s3://{bucket}/manifests/archive.parquet", good, bad
+
+
+def test_restores_s3_archive_with_bad_rows(s3_server, ray_local, archive, tiny_checkpoint):
+    bucket, manifest, good, bad = archive
+    checkpoint = tiny_checkpoint
+    storage = s3_server.storage()
+    storage.write_bytes(f"s3://{bucket}/models/tiny.safetensors", checkpoint.read_bytes())
+    output = f"s3://{bucket}/restored/run1"
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=f"s3://{bucket}/models/tiny.safetensors",
+        pipeline=PipelineConfig(tile=48, overlap=8, tiles_per_batch=4, batch_size=4, max_pixels=MAX_PIXELS),
+        storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+        flush_rows=8,
+    )
+    summary = restore_archive(job)
+
+    assert (summary.total, summary.ok, summary.failed, summary.skipped) == (
+        len(good) + len(bad),
+        len(good),
+        len(bad),
+        0,
+    )
+    results = pq.read_table(io.BytesIO(storage.read_bytes(f"{output}/results.parquet")))
+    rows = {r["uri"].split(f"s3://{bucket}/", 1)[1]: r for r in results.to_pylist()}
+    assert results.num_rows == len(rows) == len(good) + len(bad)  # each input exactly once
+    assert set(results["collection"].to_pylist()) == {f"collection-{i}" for i in range(4)}  # extras carried
+
+    for key, (mode, size) in good.items():
+        row = rows[key]
+        assert row["status"] == "ok" and row["error"] is None, row
+        assert row["output_uri"] == f"{output}/{bucket}/{key}"
+        assert row["model_id"].startswith("tiny-step") and row["task"] == "restore"
+        assert 0 <= row["defect_coverage"] <= 1 and row["elapsed_ms"] > 0
+        assert len(row["input_etag"]) == 64 and len(row["output_sha256"]) == 64
+        restored = Image.open(io.BytesIO(storage.read_bytes(row["output_uri"])))
+        restored.load()  # decodes fully
+        assert restored.mode == mode and restored.size == size == (row["width"], row["height"]), key
+    original = Image.open(io.BytesIO(storage.read_bytes(f"s3://{bucket}/scans/box0/print000.jpg")))
+    restored = Image.open(io.BytesIO(storage.read_bytes(rows["scans/box0/print000.jpg"]["output_uri"])))
+    assert np.abs(np.asarray(restored, np.int16) - np.asarray(original, np.int16)).mean() > 1  # the model ran
+
+    meta = Image.open(io.BytesIO(storage.read_bytes(rows["scans/meta.jpg"]["output_uri"])))
+    assert meta.getexif()[0x010F] == "patina test camera" and meta.getexif().get(0x0112, 1) == 1
+    assert meta.info["icc_profile"] and tuple(round(d) for d in meta.info["dpi"]) == (300, 300)
+    deep = np.asarray(Image.open(io.BytesIO(storage.read_bytes(rows["scans/deep.png"]["output_uri"]))))
+    assert deep.dtype.itemsize == 2 and deep.max() > 255  # 16-bit stays 16-bit
+    alpha_in = np.asarray(Image.open(io.BytesIO(storage.read_bytes(f"s3://{bucket}/scans/alpha.png"))))
+    alpha_out = np.asarray(Image.open(io.BytesIO(storage.read_bytes(rows["scans/alpha.png"]["output_uri"]))))
+    assert np.array_equal(alpha_in[..., 3], alpha_out[..., 3])
+
+    for key, reason in bad.items():
+        row = rows[key]
+        assert row["status"] == "failed" and reason in row["error"] and "\n" not in row["error"], row
+        assert not storage.exists(f"{output}/{bucket}/{key}")
+    assert sum(summary.failures_by_reason.values()) == len(bad)
+
+    # Originals untouched; re-running the same job redoes only the failed rows.
+    assert storage.read_bytes(f"s3://{bucket}/scans/notes.jpg").startswith(b"shelf 4")
+    again = restore_archive(job)
+    assert (again.already_done, again.ok, again.failed) == (len(good), 0, len(bad))
+    attempts = read_results(output, storage, ["id", "status"])
+    assert attempts.num_rows == len(good) + 2 * len(bad)
+
+
+def test_refuses_output_inside_input(s3_server, ray_local, archive):
+    bucket, manifest, _, _ = archive
+    job = RestoreJob(
+        manifest=manifest,
+        output=f"s3://{bucket}/scans/restored",
+        storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+    )
+    with pytest.raises(ValueError, match="inside the input folder"):
+        restore_archive(job)

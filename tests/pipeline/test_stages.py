@@ -1,0 +1,400 @@
+"""The batch stages called directly on hand-built batches (no Ray cluster): real files, real S3 via moto."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image, ImageCms, ImageFile, ImageOps
+from skimage import data
+
+from pipeline.manifest import RESULT_SCHEMA, read_results, write_result_part
+from pipeline.stages import decode, encode_and_write, fetch, output_uri
+from pipeline.storage import Storage
+
+MODEL, TASK = "patina-test-v1", "restore"
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+MAKE = 0x010F
+
+
+def photo(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """Real photo content (skimage's astronaut), small so the file runs in seconds."""
+    image = Image.fromarray(data.astronaut()).resize(size, Image.Resampling.BILINEAR)
+    if mode == "RGBA":
+        alpha = np.linspace(0, 255, size[0] * size[1]).reshape(size[1], size[0]).astype(np.uint8)
+        image.putalpha(Image.fromarray(alpha))
+        return image
+    if mode == "I;16":  # 16-bit gray using the full range, so values above 255 occur
+        return Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+    if mode == "P+transparency":
+        image = image.quantize(16)
+        image.info["transparency"] = 0
+        return image
+    return image.convert(mode)
+
+
+def exif_with(orientation: int | None = None) -> bytes:
+    exif = Image.Exif()
+    exif[MAKE] = "Patina Test Camera"
+    if orientation is not None:
+        exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def column(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def manifest(uris: list[str]) -> dict[str, np.ndarray]:
+    return {"id": column([f"id-{i}" for i in range(len(uris))]), "uri": column(uris)}
+
+
+def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stand-in for the model actor: each 'restored' image is an exact copy of its pixels."""
+    n = len(batch["id"])
+    return {
+        **batch,
+        "restored": column([pixels.copy() for pixels in batch["pixels"]]),
+        "defect_coverage": np.full(n, 0.25, np.float32),
+        "restore_ms": np.full(n, 2.0),
+    }
+
+
+def run(uris: list[str], storage: Storage, prefix: str, output_format: str = "same", max_pixels: int = 10**6):
+    decoded = decode(fetch(manifest(uris), storage), max_pixels)
+    return decoded, encode_and_write(restore(decoded), prefix, output_format, storage, MODEL, TASK)
+
+
+def reopen(uri: str, storage: Storage) -> dict:
+    """One output decoded by the stages themselves, as a dict of that row's values."""
+    batch = decode(fetch(manifest([uri]), storage), 10**6)
+    assert batch["error"][0] == ""
+    return {name: values[0] for name, values in batch.items()}
+
+
+def save(path: Path, image: Image.Image, **options) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return str(path)
+
+
+def test_jpeg_round_trip_applies_orientation_and_keeps_exif_icc_dpi(tmp_path):
+    storage = Storage()
+    src = save(tmp_path / "in" / "portrait.jpg", photo(), exif=exif_with(6), icc_profile=SRGB, dpi=(300, 200))
+    prefix = str(tmp_path / "out")
+
+    decoded, result = run([src], storage, prefix)
+
+    pixels = decoded["pixels"][0]
+    with Image.open(src) as upright:
+        expected = np.asarray(ImageOps.exif_transpose(upright))
+    assert pixels.shape == (64, 48, 3) and pixels.dtype == np.uint8 and pixels.flags.c_contiguous
+    np.testing.assert_array_equal(pixels, expected)
+    assert (decoded["width"][0], decoded["height"][0]) == (48, 64)
+    assert (decoded["dpi_x"][0], decoded["dpi_y"][0]) == (200.0, 300.0)  # swapped with the rotation
+    assert (decoded["format"][0], decoded["mode"][0], decoded["bit_depth"][0]) == ("JPEG", "RGB", 8)
+    assert "data" not in decoded
+
+    assert list(result) == RESULT_SCHEMA.names
+    row = {name: values[0] for name, values in result.items()}
+    written = storage.read_bytes(row["output_uri"])
+    assert row["output_uri"] == os.path.join(prefix, os.path.realpath(src).lstrip("/"))
+    assert (row["status"], row["error"], row["width"], row["height"]) == ("ok", "", 48, 64)
+    assert row["output_sha256"] == hashlib.sha256(written).hexdigest()
+    assert row["input_etag"] == hashlib.sha256(Path(src).read_bytes()).hexdigest()
+    assert (row["model_id"], row["task"], row["defect_coverage"]) == (MODEL, TASK, np.float32(0.25))
+    assert row["elapsed_ms"] > 2.0  # includes the actor's restore_ms
+
+    out = reopen(row["output_uri"], storage)
+    exif = Image.Exif()
+    exif.load(out["exif"])
+    assert (exif[0x0112], exif[MAKE]) == (1, "Patina Test Camera")
+    assert out["icc"] == SRGB
+    assert (out["dpi_x"], out["dpi_y"]) == (200.0, 300.0)
+    assert out["pixels"].shape == (64, 48, 3)  # upright, not turned a second time
+    assert np.abs(out["pixels"].astype(int) - pixels).mean() < 2  # quality 95, 4:4:4
+
+    part = write_result_part(str(tmp_path / "results"), pa.table(result), storage)
+    assert storage.exists(part)
+    assert read_results(str(tmp_path / "results"), storage)["status"].to_pylist() == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("name", "output_format", "dpi"),
+    [
+        ("scan.tif", "same", (300, 600)),
+        ("scan.tif", "jpeg", (300, 600)),
+        ("a.png", "same", (300, 600)),
+        ("w.webp", "same", (0, 0)),
+    ],
+)
+def test_metadata_survives_each_format(tmp_path, name, output_format, dpi):
+    """Orientation 8 is applied (and reset to 1), EXIF and ICC kept, DPI kept where the format has it."""
+    storage = Storage()
+    src = save(tmp_path / "in" / name, photo(), exif=exif_with(8), icc_profile=SRGB, dpi=(600, 300))
+
+    decoded, result = run([src], storage, str(tmp_path / "out"), output_format=output_format)
+
+    out = reopen(result["output_uri"][0], storage)
+    for row in ({name: values[0] for name, values in decoded.items()}, out):
+        exif = Image.Exif()
+        exif.load(row["exif"])
+        assert dict(exif) == {0x0112: 1, MAKE: "Patina Test Camera"}  # a TIFF's layout tags are not EXIF
+        assert row["icc"] == SRGB and row["pixels"].shape == (64, 48, 3)
+        assert (row["dpi_x"], row["dpi_y"]) == pytest.approx(dpi, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "options", "channels", "bit_depth", "output_name", "output_mode"),
+    [
+        ("rgba.png", "RGBA", {}, 4, 8, "rgba.png", "RGBA"),
+        ("gray.png", "L", {}, 1, 8, "gray.png", "L"),
+        ("gray16.png", "I;16", {}, 1, 16, "gray16.png", "I;16"),
+        ("palette.png", "P+transparency", {}, 4, 8, "palette.png", "RGBA"),
+        ("scan.tif", "RGB", {"compression": "tiff_lzw"}, 3, 8, "scan.tif", "RGB"),
+        ("press.tif", "CMYK", {}, 3, 8, "press.tif", "CMYK"),
+        ("web.webp", "RGB", {"quality": 80}, 3, 8, "web.webp", "RGB"),
+        ("anim.gif", "RGB", {}, 3, 8, "anim.gif.png", "RGB"),
+        ("old.bmp", "RGB", {}, 3, 8, "old.bmp.png", "RGB"),
+    ],
+)
+def test_lossless_round_trip(tmp_path, name, mode, options, channels, bit_depth, output_name, output_mode):
+    storage = Storage()
+    src = save(tmp_path / "in" / name, photo(mode), **options)
+    original = Path(src).read_bytes()
+
+    decoded, result = run([src], storage, str(tmp_path / "out"))
+
+    pixels = decoded["pixels"][0]
+    assert pixels.shape == (48, 64, channels) and decoded["bit_depth"][0] == bit_depth
+    assert pixels.dtype == (np.uint16 if bit_depth == 16 else np.uint8) and pixels.flags.c_contiguous
+    assert result["status"][0] == "ok", result["error"][0]
+    assert os.path.basename(result["output_uri"][0]) == output_name
+    with Image.open(result["output_uri"][0]) as image:
+        assert image.mode == output_mode
+    np.testing.assert_array_equal(reopen(result["output_uri"][0], storage)["pixels"], pixels)
+    assert Path(src).read_bytes() == original
+    if mode == "I;16":
+        assert pixels.max() > 255
+    if mode == "RGBA":
+        np.testing.assert_array_equal(pixels[:, :, 3], np.asarray(Image.open(src))[:, :, 3])
+
+
+def test_cmyk_jpeg_is_written_back_as_cmyk(tmp_path):
+    storage = Storage()
+    src = save(tmp_path / "press.jpg", photo("CMYK"), quality=95)
+
+    decoded, result = run([src], storage, str(tmp_path / "out"))
+
+    assert (decoded["mode"][0], decoded["pixels"][0].shape) == ("CMYK", (48, 64, 3))
+    with Image.open(result["output_uri"][0]) as image:
+        assert (image.format, image.mode) == ("JPEG", "CMYK")
+    out = reopen(result["output_uri"][0], storage)["pixels"]
+    assert np.abs(out.astype(int) - decoded["pixels"][0]).mean() < 3
+
+
+def test_format_override_appends_extension_and_keeps_metadata(tmp_path):
+    storage = Storage()
+    src = save(tmp_path / "in" / "photo.jpg", photo(), exif=exif_with(), icc_profile=SRGB, dpi=(300, 300))
+
+    decoded, result = run([src], storage, str(tmp_path / "out"), output_format="png")
+
+    assert result["output_uri"][0].endswith("/photo.jpg.png")
+    out = reopen(result["output_uri"][0], storage)
+    assert (out["format"], out["icc"]) == ("PNG", SRGB)
+    assert (out["dpi_x"], out["dpi_y"]) == pytest.approx((300, 300), abs=0.01)  # PNG stores dots per metre
+    exif = Image.Exif()
+    exif.load(out["exif"])
+    assert exif[MAKE] == "Patina Test Camera"
+    np.testing.assert_array_equal(out["pixels"], decoded["pixels"][0])
+
+
+def test_jpeg_output_drops_alpha_and_reduces_16_bit_to_8(tmp_path):
+    storage = Storage()
+    rgba = save(tmp_path / "rgba.png", photo("RGBA"))
+    deep = save(tmp_path / "deep.png", photo("I;16"))
+
+    decoded, result = run([rgba, deep], storage, str(tmp_path / "out"), output_format="jpeg")
+
+    assert list(result["status"]) == ["ok", "ok"]
+    rgb, gray = (reopen(uri, storage)["pixels"] for uri in result["output_uri"])
+    assert rgb.shape == (48, 64, 3) and gray.shape == (48, 64, 1) and gray.dtype == np.uint8
+    assert np.abs(rgb.astype(int) - decoded["pixels"][0][:, :, :3]).mean() < 3
+    assert np.abs(gray.astype(int) - decoded["pixels"][1] / 257).mean() < 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "expected"),
+    [
+        ("1", [0, 1], [0, 255]),
+        ("I", [-5, 300, 70_000], [0, 300, 65535]),
+        ("F", [-3.2, 100.6, 300.0], [0, 101, 255]),
+        ("I;16B", [7, 40_000], [7, 40_000]),
+    ],
+)
+def test_decode_maps_numeric_modes(tmp_path, mode, values, expected):
+    image = Image.new(mode, (len(values), 1))
+    image.putdata(values)
+    src = save(tmp_path / "numeric.tif", image)
+
+    decoded = decode(fetch(manifest([src]), Storage()), 10**6)
+
+    pixels = decoded["pixels"][0]
+    assert decoded["mode"][0] == mode and pixels.shape == (1, len(values), 1)
+    assert pixels.dtype == (np.uint8 if mode in ("1", "F") else np.uint16)
+    assert pixels.ravel().tolist() == expected
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("LA", 2), ("YCbCr", 3), ("LAB", 3), ("P", 3), ("PA", 4)])
+def test_decode_maps_colour_modes(tmp_path, mode, channels):
+    src = save(tmp_path / "colour.tif", photo(mode))
+
+    decoded = decode(fetch(manifest([src]), Storage()), 10**6)
+
+    assert decoded["error"][0] == "" and decoded["pixels"][0].shape == (48, 64, channels)
+
+
+def test_bad_rows_fail_with_their_reason_and_spare_the_rest(tmp_path, s3_server, bucket, monkeypatch):
+    storage = s3_server.storage()
+    client = s3_server.client()
+    good_local = save(tmp_path / "good.jpg", photo())
+    png = io.BytesIO()
+    photo().save(png, "PNG")
+    client.put_object(Bucket=bucket, Key="in/good.png", Body=png.getvalue())
+    jpeg = Path(good_local).read_bytes()
+    bad = {
+        "empty.jpg": b"",
+        "truncated.jpg": jpeg[: len(jpeg) // 2],
+        "noise.jpg": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "notes.txt": b"not a photo, just some notes\n",
+        "drawing.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",  # Pillow would run Ghostscript
+    }
+    for name, body in bad.items():
+        (tmp_path / name).write_bytes(body)
+    huge = save(tmp_path / "huge.png", photo(size=(100, 100)))
+    uris = [
+        good_local,
+        f"s3://{bucket}/in/good.png",
+        str(tmp_path / "missing.jpg"),
+        f"s3://{bucket}/in/missing.jpg",
+        *(str(tmp_path / name) for name in bad),
+        huge,
+    ]
+    # A caller's lenient Pillow settings must not let a truncated JPEG through, and must survive decode.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    limit = Image.MAX_IMAGE_PIXELS
+
+    _, result = run(uris, storage, f"s3://{bucket}/out", max_pixels=64 * 48)
+
+    errors = list(result["error"])
+    assert list(result["status"]) == ["ok", "ok"] + ["failed"] * 8
+    assert errors[:2] == ["", ""]
+    assert errors[2] == f"{tmp_path / 'missing.jpg'}: not found; check the path"
+    assert errors[3] == f"s3://{bucket}/in/missing.jpg: not found; check the key or prefix"
+    assert errors[4] == "0-byte file"
+    assert errors[5].startswith("truncated or corrupt image: image file is truncated")
+    assert errors[6:9] == ["not an image (unrecognised format)"] * 3
+    assert errors[9] == "image is 100x100 = 10,000 pixels, over the limit of 3,072 (raise --max-pixels)"
+    assert list(result["output_uri"][2:]) == [""] * 8
+    assert list(result["width"][2:]) == [0] * 8
+    assert list(result["input_etag"][2:5]) == ["", "", ""]  # nothing was read
+    assert result["input_etag"][5] == hashlib.sha256(bad["truncated.jpg"]).hexdigest()
+    listed = [o.uri for o in storage.list(f"s3://{bucket}/out")]
+    assert sorted(listed) == sorted(result["output_uri"][:2])
+    assert result["output_uri"][1] == f"s3://{bucket}/out/{bucket}/in/good.png"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True and limit == Image.MAX_IMAGE_PIXELS
+
+
+def test_encode_failures_are_per_row(tmp_path, s3_server):
+    storage = s3_server.storage(max_attempts=1)
+    srcs = [save(tmp_path / name, photo()) for name in ("a.png", "b.png", "c.png")]
+    decoded = restore(decode(fetch(manifest(srcs), storage), 10**6))
+    # Actors breaking their contract: floats, and 16-bit values for an 8-bit image.
+    decoded["restored"][1] = decoded["restored"][1].astype(np.float32)
+    decoded["restored"][2] = decoded["restored"][2].astype(np.uint16) * 257
+
+    result = encode_and_write(decoded, "s3://no-such-bucket-here/out", "same", storage, MODEL, TASK)
+
+    assert list(result["status"]) == ["failed"] * 3
+    assert "bucket 'no-such-bucket-here' does not exist" in result["error"][0]
+    assert result["error"][1].startswith("could not encode as PNG: restored pixels are float32")
+    assert result["error"][2].endswith("restored values exceed the 8-bit range of the input")
+
+
+def test_mixed_bit_depths_survive_ray_blocks(tmp_path):
+    """Ray stores a batch's images with one dtype, so an 8-bit image next to a 16-bit one comes back as
+    uint16; bit_depth keeps it 8-bit on the way out."""
+    from ray.data.block import BlockAccessor
+
+    storage = Storage()
+    srcs = [save(tmp_path / "gray.png", photo("L")), save(tmp_path / "deep.png", photo("I;16"))]
+    decoded = decode(fetch(manifest(srcs), storage), 10**6)
+    block = BlockAccessor.batch_to_block(decoded)
+    shipped = BlockAccessor.for_block(block).to_batch_format("numpy")
+    assert shipped["pixels"][0].dtype == np.uint16  # the hazard this guards against
+
+    result = encode_and_write(restore(shipped), str(tmp_path / "out"), "same", storage, MODEL, TASK)
+
+    for uri, expected in zip(result["output_uri"], decoded["pixels"], strict=True):
+        out = reopen(uri, storage)["pixels"]
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_empty_batches_pass_through(tmp_path):
+    storage = Storage()
+    decoded = decode(fetch(manifest([]), storage), 10**6)
+    result = encode_and_write(restore(decoded), str(tmp_path), "same", storage, MODEL, TASK)
+    assert list(result) == RESULT_SCHEMA.names
+    assert all(len(values) == 0 for values in result.values())
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "input_format", "output_format", "expected"),
+    [
+        ("s3://photos/a/b.jpg", "s3://out/run1", "JPEG", "same", "s3://out/run1/photos/a/b.jpg"),
+        ("s3://photos/a/b.jpg", "s3://out/run1/", "JPEG", "jpeg", "s3://out/run1/photos/a/b.jpg"),
+        ("s3://photos/b.jpg", "s3://out", "MPO", "same", "s3://out/photos/b.jpg"),
+        ("s3://photos/scan.tif", "s3://out", "TIFF", "png", "s3://out/photos/scan.tif.png"),
+        ("s3://photos/scan.png", "s3://out", "PNG", "png", "s3://out/photos/scan.png"),
+        ("s3://photos/old.gif", "s3://out", "GIF", "same", "s3://out/photos/old.gif.png"),
+        ("s3://photos/x.png", "s3://out", "PNG", "webp", "s3://out/photos/x.png.webp"),
+        ("s3://photos/x.png", "s3://out", "PNG", "tiff", "s3://out/photos/x.png.tif"),
+        ("s3://photos/x.png", "/srv/out", "PNG", "same", "/srv/out/photos/x.png"),
+    ],
+)
+def test_output_uri_for_s3_inputs(uri, prefix, input_format, output_format, expected):
+    assert output_uri(uri, prefix, input_format, output_format) == expected
+
+
+def test_output_uri_for_local_inputs(tmp_path):
+    src = tmp_path / "in" / "c.jpg"
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(src)
+    real = os.path.realpath(src)
+    expected = os.path.join(tmp_path, "out", real.lstrip("/"))
+
+    assert output_uri(str(src), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(str(link), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(src.as_uri(), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(str(src), "s3://out/p", "JPEG", "png") == f"s3://out/p/{real.lstrip('/')}.png"
+    file_prefix = (tmp_path / "o ut").as_uri()  # file:// URIs stay percent-encoded
+    assert output_uri(src.as_uri(), file_prefix, "JPEG", "same") == file_prefix + Path(real).as_uri()[7:]
+    assert output_uri(str(src), str(tmp_path / "out"), "JPEG", "same") == expected  # deterministic
+
+
+def test_output_uri_never_names_the_input(tmp_path):
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        output_uri(str(tmp_path / "c.jpg"), "/", "JPEG", "same")
+    with pytest.raises(ValueError, match="unknown output format 'gif'"):
+        output_uri("s3://photos/a.jpg", "s3://out", "JPEG", "gif")
