@@ -25,8 +25,13 @@ def progress_reporter(console: Console) -> Iterator[Callable[[RunProgress], None
         transient=False,
     ) as bar:
         task = bar.add_task("restore", total=None, failed=0, rate=0.0)
+        shown: list[bool] = []
 
         def report(p: RunProgress) -> None:
+            if p.dashboard_url and not shown:
+                # Ray's token authentication is on by default: the page asks for ~/.ray/auth_token.
+                console.print(f"Ray dashboard: {p.dashboard_url} (token in ~/.ray/auth_token)")
+                shown.append(True)
             bar.update(task, total=p.to_do, completed=p.processed, failed=p.failed, rate=p.images_per_second)
 
         yield report

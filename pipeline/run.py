@@ -57,6 +57,7 @@ class Progress:
     ok: int = 0
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
+    dashboard_url: str | None = None  # set when this run started a local Ray dashboard
 
     @property
     def processed(self) -> int:
@@ -164,7 +165,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
         todo = todo.slice(0, job.limit)
     progress = Progress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
     failures: Counter[str] = Counter()
-    started_ray = _connect(job)
+    started_ray, progress.dashboard_url = _connect(job)
     try:
         if todo.num_rows:
             resources = ray.cluster_resources()
@@ -189,20 +190,20 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
     )
 
 
-def _connect(job: RestoreJob) -> bool:
-    """Join the given cluster, or start Ray locally. Returns True only if this call started Ray, so a job
-    never shuts down a cluster (or a caller's Ray) it did not start."""
+def _connect(job: RestoreJob) -> tuple[bool, str | None]:
+    """Join the given cluster, or start Ray locally. Returns (whether this call started Ray, so a job never
+    shuts down a cluster or a caller's Ray it did not start; the local dashboard's URL if one was started)."""
     if ray.is_initialized():
-        return False
+        return False, None
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False  # the CLI draws its own progress
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     if job.ray_address:
         ray.init(address=job.ray_address, log_to_driver=False, logging_level=logging.WARNING)
-        return False
-    ray.init(include_dashboard=job.dashboard, log_to_driver=False, logging_level=logging.WARNING)
-    return True
+        return False, None
+    context = ray.init(include_dashboard=job.dashboard, log_to_driver=False, logging_level=logging.WARNING)
+    return True, (f"http://{context.dashboard_url}" if job.dashboard and context.dashboard_url else None)
 
 
 def _drive(

@@ -1,0 +1,92 @@
+"""A fixed, seeded validation set of degraded photos, and how restorers score on it.
+
+The same folder, seed and severities always give the same degraded copies, so numbers from different runs,
+checkpoints and the classical baseline are comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.metrics import psnr, ssim
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+Restore = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W, 3) uint8
+
+
+@dataclass(frozen=True)
+class ValPair:
+    name: str
+    severity: str
+    degraded: np.ndarray  # (H, W, 3) uint8
+    clean: np.ndarray  # (H, W, 3) uint8, the target (grayscale when the plan made the print grayscale)
+
+
+def build_val_set(
+    folder: Path, severities: tuple[str, ...] = ("medium", "heavy"), seed: int = 0, limit: int | None = None,
+    max_side: int | None = None,
+) -> list[ValPair]:  # fmt: skip
+    """Degrade every image in ``folder`` (sorted, at most ``limit``) once per severity with a fixed seed.
+    ``max_side`` centre-crops larger photos to that square so validation cost stays bounded."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise ValueError(f"{folder}: no validation images")
+    pairs = []
+    for index, path in enumerate(paths):
+        with Image.open(path) as image:
+            clean = image_to_tensor(_centre_crop(image, max_side))  # (3, H, W) in [0, 1]
+        for s, severity in enumerate(severities):
+            plan = sample_plan(
+                np.random.default_rng([seed, index, s]), clean.shape[1], clean.shape[2], severity
+            )
+            degraded, target, _ = apply_plan(clean, plan)
+            pairs.append(ValPair(path.stem, severity, _uint8(degraded), _uint8(target)))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Scores:
+    psnr: float
+    ssim: float
+
+
+def score(pairs: list[ValPair], restore: Restore | None = None) -> dict[str, Scores]:
+    """Mean PSNR / SSIM per severity of ``restore(degraded)`` against clean (the degraded input if None)."""
+    by_severity: dict[str, list[tuple[float, float]]] = {}
+    for pair in pairs:
+        out = pair.degraded if restore is None else restore(pair.degraded)
+        by_severity.setdefault(pair.severity, []).append((psnr(out, pair.clean), ssim(out, pair.clean)))
+    return {k: Scores(*np.mean(np.array(v), axis=0).tolist()) for k, v in by_severity.items()}
+
+
+def grid(pairs: list[ValPair], restore: Restore, count: int = 4, side: int = 192) -> Image.Image:
+    """Before / after / clean rows for the first ``count`` pairs, each panel ``side`` px: saved with every
+    training checkpoint so a person can see what the numbers mean."""
+    rows = []
+    for pair in pairs[:count]:
+        panels = [pair.degraded, restore(pair.degraded), pair.clean]
+        rows.append(np.concatenate([_thumb(p, side) for p in panels], axis=1))
+    return Image.fromarray(np.concatenate(rows, axis=0))
+
+
+def _thumb(pixels: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(pixels).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def _centre_crop(image: Image.Image, max_side: int | None) -> Image.Image:
+    if max_side is None:
+        return image
+    w, h = image.size
+    cw, ch = min(w, max_side), min(h, max_side)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image.crop((left, top, left + cw, top + ch))
+
+
+def _uint8(t) -> np.ndarray:
+    return np.asarray(tensor_to_image(t.cpu()))

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from model.validation import build_val_set, grid, score
+
+
+@pytest.fixture
+def val_folder(tmp_path, photo):
+    photo.save(tmp_path / "a.png")
+    photo.rotate(90).resize((300, 200)).save(tmp_path / "b.jpg")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    return tmp_path
+
+
+def test_fixed_set_is_reproducible_and_bounded(val_folder):
+    first = build_val_set(val_folder, ("medium", "heavy"), seed=0, max_side=96)
+    again = build_val_set(val_folder, ("medium", "heavy"), seed=0, max_side=96)
+    assert [(p.name, p.severity) for p in first] == [
+        ("a", "medium"),
+        ("a", "heavy"),
+        ("b", "medium"),
+        ("b", "heavy"),
+    ]
+    assert all(np.array_equal(x.degraded, y.degraded) for x, y in zip(first, again, strict=True))
+    assert max(max(p.degraded.shape[:2]) for p in first) <= 96
+
+
+def test_scores_and_grid(val_folder):
+    pairs = build_val_set(val_folder, ("medium",), seed=1)
+    degraded = score(pairs)
+    perfect = score(pairs, restore=lambda d: next(p.clean for p in pairs if p.degraded is d))
+    assert degraded["medium"].psnr < 35 and perfect["medium"].psnr == float("inf")
+    assert perfect["medium"].ssim == pytest.approx(1.0)
+    assert grid(pairs, lambda d: d, side=32).size == (96, 64)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match="no validation images"):
+        build_val_set(tmp_path)
