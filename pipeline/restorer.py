@@ -43,8 +43,13 @@ class Restorer:
         overlap: int = 32,
         tiles_per_batch: int = 8,
         device: str = "auto",
+        cpu_threads: int | None = None,
     ):
         self.device = pick_device(device)
+        if self.device.type == "cpu" and cpu_threads:
+            # Ray pins an actor to one thread per reserved CPU; on CPU-only machines the model is the
+            # bottleneck and fetch/decode/encode are light, so each actor takes its share of all cores.
+            torch.set_num_threads(cpu_threads)
         data = (storage or Storage()).read_bytes(checkpoint)
         tensors, meta = decode_checkpoint(data, checkpoint)
         self.model_id = checkpoint_id(data, meta)

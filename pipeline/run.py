@@ -98,6 +98,7 @@ def build_dataset(
     fusing it into the decode tasks. On GPU clusters decode runs in CPU tasks beside the GPU actors; on a
     CPU-only machine Ray fuses decode into the restore actor (same resources), saving a copy."""
     cfg = job.pipeline
+    actors = restore_actors(num_gpus, num_cpus)
     rows_per_block = max(cfg.batch_size, 1)
     blocks = [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)] or [todo]
     ds = ray.data.from_arrow(blocks)
@@ -116,8 +117,9 @@ def build_dataset(
             "tile": cfg.tile,
             "overlap": cfg.overlap,
             "tiles_per_batch": cfg.tiles_per_batch,
+            "cpu_threads": None if num_gpus else max(1, num_cpus // actors),
         },
-        compute=ray.data.ActorPoolStrategy(size=restore_actors(num_gpus, num_cpus)),
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if num_gpus else 0,
         batch_size=cfg.batch_size,
         batch_format="numpy",
