@@ -247,19 +247,6 @@ def train(
 
 @app.command()
 @user_errors
-def baseline(
-    src: Path = typer.Argument(..., help="Folder of degraded photos."),
-    dst: Path = typer.Argument(..., help="Folder for the classical restorations (not SRC)."),
-) -> None:
-    """Classical restoration without a GAN (denoise, scratch inpainting, levels): the GAN's bar."""
-    from pipeline.local import baseline_folder
-
-    count = sum(1 for _ in baseline_folder(src, dst))
-    console.print(f"restored {count} images classically into {dst}")
-
-
-@app.command()
-@user_errors
 def demo(
     output: Path = typer.Option(Path("demo-output"), help="Folder for the demo's archive and results."),
     model: str | None = typer.Option(None, help="Checkpoint to use instead of the shipped default."),

@@ -60,25 +60,6 @@ def degrade_folder(src: Path, dst: Path, severity: str = "medium", seed: int = 0
         yield files
 
 
-def baseline_folder(src: Path, dst: Path) -> Iterator[Path]:
-    """Classical restoration (model/baseline.py) of every image in ``src`` into ``dst/<stem>.png``."""
-    from model.baseline import restore_classical
-
-    if dst.resolve() == src.resolve():
-        raise ValueError(
-            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
-        )
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in list_images(src):
-        if ".mask." in path.name or ".clean." in path.name:
-            continue  # the other files `patina degrade` writes
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        out = dst / f"{path.stem}.png"
-        Image.fromarray(restore_classical(rgb)).save(out)
-        yield out
-
-
 @dataclass(frozen=True)
 class ImageScore:
     name: str
