@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import skimage.data
 import torch
@@ -81,7 +82,7 @@ def demo_model(out_dir: Path) -> tuple[str, str]:
 def score(results: pa.Table) -> list[DemoScore]:
     """PSNR / SSIM of the degraded input and of the restoration against the clean target, per ok row."""
     scores = []
-    for row in results.filter(pa.compute.equal(results["status"], "ok")).to_pylist():
+    for row in results.filter(pc.equal(results["status"], "ok")).to_pylist():
         with (
             Image.open(row["clean_uri"]) as c,
             Image.open(row["uri"]) as d,
