@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.generator import Generator
+from model.inference import restore_tensor
 from model.metrics import psnr, ssim
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -63,6 +66,39 @@ def score(pairs: list[ValPair], restore: Restore | None = None) -> dict[str, Sco
         out = pair.degraded if restore is None else restore(pair.degraded)
         by_severity.setdefault(pair.severity, []).append((psnr(out, pair.clean), ssim(out, pair.clean)))
     return {k: Scores(*np.mean(np.array(v), axis=0).tolist()) for k, v in by_severity.items()}
+
+
+def compare(pairs: list[ValPair], restorers: dict[str, Restore | None]) -> dict[str, dict[str, Scores]]:
+    """``{method: {severity: Scores}}`` for each named restorer (None: the degraded input itself)."""
+    return {name: score(pairs, restore) for name, restore in restorers.items()}
+
+
+def evaluate(
+    folder: Path, generator: Generator, baseline: bool = True, seed: int = 0, limit: int | None = None,
+    max_side: int | None = None,
+) -> dict[str, dict[str, Scores]]:  # fmt: skip
+    """The MODEL.md table: ``{"degraded" | "baseline" | "model": {severity: Scores}}`` on the fixed degraded
+    copy of ``folder`` (medium and heavy)."""
+    from model.baseline import restore_classical  # OpenCV: only loaded by callers that want the bar
+
+    restorers: dict[str, Restore | None] = {"degraded": None}
+    if baseline:
+        restorers["baseline"] = restore_classical
+    restorers["model"] = generator_restorer(generator)
+    return compare(build_val_set(folder, seed=seed, limit=limit, max_side=max_side), restorers)
+
+
+def generator_restorer(generator: Generator, autocast_dtype: torch.dtype | None = None) -> Restore:
+    """A ``Restore`` running a generator on a whole image (validation photos are small enough)."""
+    device = next(generator.parameters()).device
+
+    def restore(pixels: np.ndarray) -> np.ndarray:
+        # torch.tensor copies: arrays from PIL are read-only.
+        x = torch.tensor(pixels).permute(2, 0, 1)[None].float().div(255).to(device)
+        restored, _ = restore_tensor(generator, x, "restore", autocast_dtype)
+        return _uint8(restored[0])
+
+    return restore
 
 
 def grid(pairs: list[ValPair], restore: Restore, count: int = 4, side: int = 192) -> Image.Image:

@@ -71,6 +71,33 @@ def model_info(preset: str = typer.Option("base", help="Model size preset: tiny 
     console.print(table)
 
 
+@model_app.command("evaluate")
+@user_errors
+def model_evaluate(
+    val: Path = typer.Option(..., help="Folder of clean validation photos."),
+    model: str | None = typer.Option(None, help="Checkpoint to score; default: the shipped model."),
+    baseline: bool = typer.Option(True, help="Also score the classical baseline."),
+    limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    seed: int = typer.Option(0, help="Seed of the fixed degraded copies."),
+) -> None:
+    """Mean PSNR / SSIM on a fixed degraded copy of VAL (medium, heavy): degraded input, classical baseline
+    and the model, side by side."""
+    from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
+    from model.validation import evaluate
+
+    generator, meta = load_generator(model or str(DEFAULT_CHECKPOINT))
+    results = evaluate(val, generator, baseline=baseline, seed=seed, limit=limit)
+    table = Table(title=f"{model or DEFAULT_CHECKPOINT} (step {meta.step}) on {val}")
+    for column in ("severity", "method", "PSNR dB", "SSIM"):
+        table.add_column(column, justify="left" if column in ("severity", "method") else "right")
+    severities = next(iter(results.values()))
+    for severity in severities:
+        for method, scores in results.items():
+            table.add_row(severity, method, f"{scores[severity].psnr:.2f}", f"{scores[severity].ssim:.4f}")
+        table.add_section()
+    console.print(table)
+
+
 @app.command()
 @user_errors
 def degrade(
@@ -84,6 +111,30 @@ def degrade(
 
     count = sum(1 for _ in degrade_folder(src, dst, preset, seed))
     console.print(f"degraded {count} images ({preset}, seed {seed}) into {dst}")
+
+
+@app.command()
+@user_errors
+def baseline(
+    src: Path = typer.Argument(..., help="Folder of degraded photos (scans, or a `patina degrade` folder)."),
+    dst: Path = typer.Argument(..., help="Folder for the restored copies, <name>.png."),
+) -> None:
+    """Restore a folder without a GAN: impulse-noise median, non-local means, scratch and dust inpainting,
+    tone and black point. The classical bar the model must clear. Re-running skips images already done."""
+    from pipeline.local import baseline_folder
+
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    for outcome in baseline_folder(src, dst):
+        counts[outcome.status] += 1
+        if outcome.error:
+            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
+    console.print(
+        f"restored {counts['ok']} images into {dst} "
+        f"({counts['skipped']} already there, {counts['failed']} failed)",
+        soft_wrap=True,
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -208,11 +259,19 @@ def train(
     batch_size: int | None = typer.Option(None, help="Crops per worker per step."),
     crop: int | None = typer.Option(None, help="Training crop size in pixels."),
     checkpoint_every: int | None = typer.Option(None, help="Checkpoint and validate every K steps."),
+    lr_generator: float | None = typer.Option(None, help="Generator Adam learning rate."),
+    lr_discriminator: float | None = typer.Option(None, help="Discriminator Adam learning rate."),
+    ema_decay: float | None = typer.Option(
+        None, help="EMA decay of the exported generator (short runs: lower)."
+    ),
     preset: str = typer.Option("base", help="Model size preset: tiny or base."),
     resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
     degrade_on: str = typer.Option("device", help="Where degradations run: device (in the loop) or cpu."),
     val_limit: int = typer.Option(8, help="Validation photos scored at each checkpoint."),
     seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster (ray://host:10001 or auto); default: local."
+    ),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
@@ -224,7 +283,8 @@ def train(
 
     cfg = get_preset(preset)
     overrides = {"steps": steps, "batch_size": batch_size, "crop": crop, "checkpoint_every": checkpoint_every,
-                 "seed": seed}  # fmt: skip
+                 "validate_every": checkpoint_every, "seed": seed, "lr_generator": lr_generator,
+                 "lr_discriminator": lr_discriminator, "ema_decay": ema_decay}  # fmt: skip
     train_cfg = dataclasses.replace(cfg.train, **{k: v for k, v in overrides.items() if v is not None})
     job = TrainJob(
         data=data,
@@ -236,6 +296,7 @@ def train(
         resume=resume,
         degrade_on=degrade_on,
         val_limit=val_limit,
+        ray_address=ray_address,
         storage=StorageOptions(endpoint_url=endpoint_url),
     )
     metrics = train_gan(job)
@@ -243,6 +304,27 @@ def train(
         f"step {metrics.get('step')}: val PSNR {metrics.get('val_psnr', float('nan')):.2f} dB; "
         f"model: {output.rstrip('/')}/model.safetensors"
     )
+
+
+@app.command()
+@user_errors
+def serve(
+    config: Path = typer.Option(Path("deploy/schedules.toml"), help="Schedules file (TOML)."),
+    register_only: bool = typer.Option(False, help="Create/update the deployments, then exit."),
+) -> None:
+    """Serve patina's Prefect flows on their cron schedules from this machine (PREFECT_API_URL names the
+    server). Runs scheduled and UI-triggered runs until interrupted."""
+    from flows.serve import load_schedules, register
+    from flows.serve import serve as serve_flows
+
+    schedules = load_schedules(config)
+    for s in schedules:
+        console.print(f"{s.flow}/{s.name}: cron '{s.cron}' ({s.timezone}){' paused' if s.paused else ''}")
+    if register_only:
+        register(schedules)
+        console.print(f"registered {len(schedules)} deployments")
+        return
+    serve_flows(schedules)
 
 
 @app.command()
@@ -274,3 +356,7 @@ def demo(
 
 def _db(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+if __name__ == "__main__":  # python -m pipeline.cli, for environments without the console script
+    app()

@@ -1,4 +1,5 @@
-"""Folder-level tools for people looking at results: degrade a folder, evaluate restored vs clean.
+"""Folder-level tools for people looking at results: degrade a folder, restore it with the classical
+baseline, evaluate restored vs clean.
 
 These run in-process on local folders; the archive-scale job is pipeline/run.py.
 """
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
+from model.baseline import restore_classical
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.metrics import mask_iou, psnr, ssim
 from pipeline.manifest import IMAGE_EXTENSIONS
@@ -58,6 +60,55 @@ def degrade_folder(src: Path, dst: Path, severity: str = "medium", seed: int = 0
         tensor_to_image(target).save(files.clean)
         tensor_to_image(mask).save(files.mask)
         yield files
+
+
+@dataclass(frozen=True)
+class BaselineOutcome:
+    source: Path
+    restored: Path
+    status: str  # "ok" | "skipped" (already restored by an earlier run) | "failed"
+    error: str = ""
+
+
+def baseline_folder(src: Path, dst: Path) -> Iterator[BaselineOutcome]:
+    """Restore every image in ``src`` with the classical baseline into ``dst/<stem>.png`` (lossless).
+
+    Grayscale stays grayscale; alpha is carried over. Outputs already in ``dst`` are kept (a re-run resumes),
+    an unreadable image is reported as failed and the rest go on, and ``dst == src`` is refused so
+    originals are never written. In a ``patina degrade`` folder the ``.clean`` targets and ``.mask`` files
+    are skipped: only the degraded images are inputs."""
+    if dst.resolve() == src.resolve():
+        raise ValueError(
+            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
+        )
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in list_images(src):
+        if ".clean." in path.name or ".mask." in path.name:
+            continue
+        out = dst / f"{path.stem}.png"
+        if out.exists():
+            yield BaselineOutcome(path, out, "skipped")
+            continue
+        try:
+            with Image.open(path) as image:
+                restored = _baseline_image(ImageOps.exif_transpose(image))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # truncated, not an image, huge
+            yield BaselineOutcome(path, out, "failed", f"{path.name}: {exc}".splitlines()[0])
+            continue
+        tmp = out.with_name(f".{out.name}.tmp")
+        restored.save(tmp, format="PNG")
+        tmp.replace(out)  # atomic: a killed run never leaves a half-written output under the final name
+        yield BaselineOutcome(path, out, "ok")
+
+
+def _baseline_image(image: Image.Image) -> Image.Image:
+    gray = image.mode in ("L", "LA", "I", "I;16", "1")
+    pixels = np.asarray(image_to_tensor(image).mul(255).round().byte().permute(1, 2, 0).numpy())
+    out = Image.fromarray(restore_classical(pixels[..., 0] if gray else pixels))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        out = out.convert("LA" if gray else "RGBA")
+        out.putalpha(image.convert("RGBA").getchannel("A"))
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Ray Train writes the checkpoints and restarts workers from the latest one after 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -33,8 +34,7 @@ from ray.train.torch import TorchTrainer
 from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, save_generator
 from model.config import RestorationConfig
 from model.gan import RestorationGAN
-from model.inference import restore_tensor
-from model.validation import build_val_set, grid, score
+from model.validation import build_val_set, generator_restorer, grid, score
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.train_data import PairSampler, clean_dataset, worker_photos
 
@@ -55,12 +55,17 @@ class TrainJob:
     val_side: int = 256  # centre crop of each validation photo, bounding validation cost
     log_every: int = 10
     max_failures: int = 2
+    ray_address: str | None = None  # a cluster (ray://host:10001 or auto); None: local Ray in-process
     storage: StorageOptions = field(default_factory=StorageOptions)
 
 
 def train_gan(job: TrainJob) -> dict[str, Any]:
     """Run (or resume) training; returns the final reported metrics. Starts local Ray if none is running."""
     storage = Storage(job.storage)
+    # Ray Train workers run in their own working directory: relative local paths must be fixed here.
+    job = dataclasses.replace(
+        job, data=_absolute(job.data), val=_absolute(job.val), output=_absolute(job.output)
+    )
     if job.degrade_on not in ("device", "cpu"):
         raise ValueError(f"unknown --degrade-on {job.degrade_on!r}; choose device or cpu")
     started = storage.exists(storage.join(job.output, "config.json"))
@@ -69,15 +74,22 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
             f"{job.output} already holds a run; pass --resume to continue it or choose a new output"
         )
     storage.write_bytes(storage.join(job.output, "config.json"), job.config.to_json().encode())
-    started_ray = not ray.is_initialized()
+    started_ray = not ray.is_initialized() and job.ray_address is None  # never shut down a cluster we joined
     if started_ray:
         ray.init(include_dashboard=False, log_to_driver=False)
+    elif not ray.is_initialized():
+        ray.init(address=job.ray_address, log_to_driver=False)
     try:
         storage_path, name, filesystem = _ray_storage(job.output, job.storage)
+        # CPU workers get an equal share of the cores, and use them all: Ray pins a 1-CPU worker's torch to
+        # one thread, which halved training speed on a 2-core box.
+        cpus = None if job.gpu else max(1, int(ray.cluster_resources().get("CPU", 1)) // job.workers)
         trainer = TorchTrainer(
             train_loop,
-            train_loop_config={"job": job},
-            scaling_config=ScalingConfig(num_workers=job.workers, use_gpu=job.gpu),
+            train_loop_config={"job": job, "cpu_threads": cpus},
+            scaling_config=ScalingConfig(
+                num_workers=job.workers, use_gpu=job.gpu, resources_per_worker={"CPU": cpus} if cpus else None
+            ),
             run_config=RunConfig(
                 name=name,
                 storage_path=storage_path,
@@ -93,6 +105,11 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _absolute(uri: str) -> str:
+    parsed = parse_uri(uri)
+    return uri if parsed.scheme == "s3" else os.path.abspath(parsed.key)
 
 
 def _ray_storage(run_uri: str, options: StorageOptions) -> tuple[str, str, pyarrow.fs.FileSystem | None]:
@@ -116,6 +133,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    if device.type == "cpu" and loop_config.get("cpu_threads"):
+        torch.set_num_threads(loop_config["cpu_threads"])
     torch.manual_seed(cfg.train.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
     gan = RestorationGAN(
         cfg,
@@ -187,11 +206,7 @@ def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> tuple[float
 def _validate(gan: RestorationGAN, pairs, folder: str) -> dict[str, float]:
     """PSNR / SSIM of the EMA generator and of the degraded input on the fixed validation set."""
 
-    def restore(pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float().div(255).to(gan.device)
-        restored, _ = restore_tensor(gan.ema, x, "restore", gan.autocast_dtype)
-        return (restored[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy()
-
+    restore = generator_restorer(gan.ema, gan.autocast_dtype)
     model, degraded = score(pairs, restore), score(pairs, None)
     grid(pairs, restore).save(os.path.join(folder, "grid.png"))
     metrics = {}

@@ -6,6 +6,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.local import evaluate_folders
 
 runner = CliRunner()
 
@@ -88,3 +89,50 @@ def test_degrade_refuses_to_overwrite_originals(photos):
 def test_evaluate_missing_folder(tmp_path):
     result = runner.invoke(app, ["evaluate", "--restored", str(tmp_path / "nope"), "--clean", str(tmp_path)])
     assert result.exit_code == 2 and "not a folder" in result.stderr
+
+
+def test_baseline_restores_a_degraded_folder_and_resumes(tmp_path, photos):
+    degraded = tmp_path / "degraded"
+    runner.invoke(app, ["degrade", str(photos), str(degraded), "--preset", "heavy", "--seed", "1"])
+    (degraded / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "baseline"
+    result = runner.invoke(app, ["baseline", str(degraded), str(out)])
+    # The broken file is one failed line; the three degraded photos are restored anyway (exit 1 says so).
+    assert result.exit_code == 1, result.output
+    assert "restored 3 images" in result.output and "1 failed" in result.output
+    assert "failed: broken.jpg:" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alpha.png",
+        "astronaut.png",
+        "gray.png",
+    ]  # no .clean/.mask
+    # It restores rather than copies: heavy damage gets closer to the clean target.
+    (degraded / "broken.jpg").unlink()
+    restored, before = evaluate_folders(out, degraded), evaluate_folders(degraded, degraded)
+    assert np.mean([s.psnr for s in restored]) > np.mean([s.psnr for s in before])
+    # A re-run keeps what is there.
+    stamp = (out / "astronaut.png").stat().st_mtime_ns
+    again = runner.invoke(app, ["baseline", str(degraded), str(out)])
+    assert "restored 0 images" in again.output and "3 already there" in again.output
+    assert (out / "astronaut.png").stat().st_mtime_ns == stamp
+
+
+def test_baseline_keeps_gray_gray_and_alpha(tmp_path, photos):
+    result = runner.invoke(app, ["baseline", str(photos), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "gray.png").mode == "L"
+    restored = Image.open(tmp_path / "out" / "alpha.png")
+    assert restored.mode == "RGBA"
+    assert np.array_equal(np.asarray(restored)[..., 3], np.asarray(Image.open(photos / "alpha.png"))[..., 3])
+
+
+def test_baseline_refuses_to_write_into_its_input(photos):
+    result = runner.invoke(app, ["baseline", str(photos), str(photos)])
+    assert result.exit_code == 2 and "originals" in result.stderr
+
+
+def test_model_evaluate_prints_the_comparison_table(tmp_path, photos, tiny_checkpoint):
+    result = runner.invoke(app, ["model", "evaluate", "--val", str(photos), "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 0, result.output
+    for word in ("medium", "heavy", "degraded", "baseline", "model", "step 7"):
+        assert word in result.output
