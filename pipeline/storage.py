@@ -33,8 +33,12 @@ _TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
 
 
 class StorageError(Exception):
-    """A problem a user can fix (wrong URI, missing object, no access) or an outage that outlived retries.
-    The message is one line naming the URI and what to do."""
+    """A problem a user can fix (wrong URI, missing object, no access) or an outage that outlived retries
+    (``transient``: trying again later may succeed). The message is one line naming the URI and what to do."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -375,7 +379,9 @@ def _s3_error(uri: str, exc: Exception, attempts: int) -> StorageError:
             )
         if code in _TRANSIENT or status >= 500:
             return StorageError(
-                f"{uri}: transient S3 error {code or status} persisted after {attempts} attempts; retry later"
+                f"{uri}: transient S3 error {code or status} persisted after {attempts} attempts; "
+                "retry later",
+                transient=True,
             )
         return StorageError(f"{uri}: S3 refused the request ({code or status})")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
@@ -386,7 +392,8 @@ def _s3_error(uri: str, exc: Exception, attempts: int) -> StorageError:
     if isinstance(exc, ConnectionError | HTTPClientError):
         return StorageError(
             f"{uri}: transient connection error ({type(exc).__name__}) persisted after {attempts} attempts; "
-            "check the endpoint and network, then retry"
+            "check the endpoint and network, then retry",
+            transient=True,
         )
     return StorageError(f"{uri}: S3 request failed ({type(exc).__name__})")
 

@@ -1,8 +1,28 @@
+"""Shared fixtures: a real photo, a real S3 endpoint (moto's HTTP server on 127.0.0.1, reached through boto3
+like AWS) and a tiny generator checkpoint."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import boto3
 import numpy as np
 import pytest
 import skimage.data
 import torch
+from moto.server import ThreadedMotoServer
 from PIL import Image
+
+from model.checkpoints import save_generator
+from model.config import tiny
+from model.generator import Generator
+from pipeline.storage import Storage, StorageOptions
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +35,85 @@ def photo() -> Image.Image:
 def _seed_everything():
     torch.manual_seed(0)
     np.random.seed(0)  # only third-party code could depend on it; patina passes generators explicitly
+
+
+# Fake credentials so boto3 never looks for real ones (and never finds a developer's own).
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+
+    @cached_property
+    def _client(self):
+        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1")
+
+    def client(self):
+        """A plain boto3 client for setting up and inspecting buckets behind Storage's back."""
+        return self._client
+
+    def storage(self, max_attempts: int = 3) -> Storage:
+        return Storage(StorageOptions(endpoint_url=self.endpoint_url, max_attempts=max_attempts))
+
+    def create_bucket(self, name: str | None = None) -> str:
+        """Create a bucket (a unique 'test-...' name unless given; S3 wants 3-63 chars); return its name."""
+        name = name or f"test-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def put_many(self, bucket: str, keys: list[str], body: bytes = b"x") -> None:
+        """Create many objects straight in moto's in-process backend: an HTTP PUT to moto costs ~10 ms, and
+        tests of listing only need the objects to exist (they still list them over HTTP)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for key in keys:
+            backend.put_object(bucket, key, body)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAKE_AWS_ENV.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket for one test."""
+    return s3_server.create_bucket()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A `tiny` generator checkpoint whose output visibly differs from its input (an untrained generator is
+    the identity), so tests can tell that the model really ran."""
+    generator = Generator(tiny().generator)
+    torch.manual_seed(0)
+    generator.to_residual.reset_parameters()
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_generator(path, generator, tiny(), step=7, data="test weights")
+    return path

@@ -1,0 +1,83 @@
+"""What a finished restoration run shows in the Prefect UI: a summary table and a before/after report.
+
+Thumbnails are small JPEGs embedded as data URIs, so the report stays readable after presigned links would
+have expired and needs no access to the bucket from the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image, ImageOps
+
+from pipeline.run import RunSummary
+from pipeline.storage import Storage, StorageError
+
+THUMB_PX = 160
+MAX_PAIRS = 4
+MAX_FAILED = 10
+
+
+def summary_table(summary: RunSummary) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {"metric": "restored (this run)", "value": summary.ok},
+        {"metric": "failed (this run)", "value": summary.failed},
+        {"metric": "already done before", "value": summary.already_done},
+        {"metric": "skipped (left for a later run)", "value": summary.skipped},
+        {"metric": "rows in manifest", "value": summary.total},
+        {"metric": "images/s", "value": round(summary.images_per_second, 3)},
+        {"metric": "seconds", "value": round(summary.seconds, 1)},
+    ]
+    rows += [{"metric": f"failed: {reason}", "value": n} for reason, n in summary.failures_by_reason.items()]
+    return rows
+
+
+def summary_markdown(summary: RunSummary, storage: Storage) -> str:
+    results = pq.read_table(io.BytesIO(storage.read_bytes(summary.results_uri)))
+    lines = [
+        "# Restoration report",
+        "",
+        f"{summary.ok:,} restored and {summary.failed:,} failed in this run; {summary.already_done:,} were "
+        f"already done, {summary.skipped:,} left; {summary.images_per_second:.2f} images/s.",
+        f"Results manifest: `{summary.results_uri}`",
+        "",
+        "## Before and after",
+        "",
+        "| before | after | image |",
+        "| --- | --- | --- |",
+    ]
+    ok = results.filter(pc.equal(results["status"], "ok")).slice(0, MAX_PAIRS)
+    for uri, output_uri in zip(ok["uri"].to_pylist(), ok["output_uri"].to_pylist(), strict=True):
+        lines.append(f"| {_thumb(storage, uri)} | {_thumb(storage, output_uri)} | `{uri}` |")
+    failed = results.filter(pc.equal(results["status"], "failed"))
+    lines += ["", f"## Failed rows ({failed.num_rows:,})", ""]
+    if failed.num_rows:
+        lines += ["| image | error |", "| --- | --- |"]
+        for uri, error in zip(
+            failed["uri"].to_pylist()[:MAX_FAILED], failed["error"].to_pylist()[:MAX_FAILED], strict=True
+        ):
+            lines.append(f"| `{uri}` | {_cell(error)} |")
+        if failed.num_rows > MAX_FAILED:
+            lines.append(f"\n... and {failed.num_rows - MAX_FAILED:,} more in the results manifest.")
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def _thumb(storage: Storage, uri: str) -> str:
+    try:
+        with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            image.thumbnail((THUMB_PX, THUMB_PX))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=80)
+    except (StorageError, OSError) as exc:  # a report is never worth failing the run over
+        return f"(unavailable: {_cell(str(exc))})"
+    return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")[:300]

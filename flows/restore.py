@@ -1,0 +1,131 @@
+"""Prefect flow: restore an archive. Thin on purpose: validate and plan, run the pipeline library, publish.
+
+Retries, only for infrastructure errors (Ray, network, an S3 outage that outlived the storage layer's own
+retries); a user error (a bad manifest, a missing model, an output inside the input) fails at once. Why each
+retry is safe:
+- ``plan`` (read the manifest, check the output prefix, count what is done): read-only; 3 retries.
+- ``restore`` (the Ray job): 2 retries. Safe only because the pipeline resumes: it re-plans, skips every row
+  already recorded ok, writes outputs atomically and never touches the originals.
+Artifacts: a progress bar updated as rows complete, then a summary table and a before/after report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from flows.report import summary_markdown, summary_table
+from flows.retry import infrastructure_error
+from model.checkpoints import DEFAULT_CHECKPOINT
+from model.config import PipelineConfig
+from pipeline.manifest import plan_remaining, read_manifest
+from pipeline.run import Progress, RestoreJob, RunSummary, check_output_prefix, restore_archive
+from pipeline.storage import Storage, StorageOptions
+
+PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=[5, 30, 120],
+    retry_condition_fn=infrastructure_error,
+    cache_policy=NO_CACHE,
+)
+def plan(job: RestoreJob) -> dict[str, int]:
+    """Rows in the manifest, already restored under the output prefix, and left to do (before --limit)."""
+    storage = Storage(job.storage)
+    manifest = read_manifest(job.manifest, storage)
+    check_output_prefix(manifest, job.output)
+    remaining = plan_remaining(manifest, job.output, storage)
+    return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
+
+
+@task(retries=2, retry_delay_seconds=60, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
+def restore(job: RestoreJob) -> RunSummary:
+    progress_id = create_progress_artifact(
+        progress=0.0, key="restore-progress", description=f"Restoring {job.manifest} into {job.output}"
+    )
+    last = [0.0]
+
+    def report(p: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or p.processed == p.to_do:
+            last[0] = now
+            update_progress_artifact(progress_id, _percent(p.processed, p.to_do), description=_describe(p))
+
+    summary = restore_archive(job, on_progress=report)
+    update_progress_artifact(
+        progress_id, 100.0, description=f"{summary.ok} restored, {summary.failed} failed"
+    )
+    return summary
+
+
+@flow(name="restore-archive", log_prints=True)
+def restore_archive_flow(
+    manifest: str,
+    output: str,
+    model: str | None = None,
+    task: str = "restore",
+    ray_address: str | None = None,
+    batch_size: int = 8,
+    tiles_per_batch: int = 8,
+    limit: int | None = None,
+    max_pixels: int = 200_000_000,
+    output_format: str = "same",
+    endpoint_url: str | None = None,
+) -> dict[str, Any]:
+    """Restore every image of MANIFEST not yet restored under OUTPUT (re-running resumes) and report.
+
+    ``ray_address``: ``auto`` or ``ray://head:10001`` joins a cluster (and leaves it running); None starts
+    Ray locally for this run."""
+    logger = get_run_logger()
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=model or str(DEFAULT_CHECKPOINT),
+        task=task,
+        pipeline=PipelineConfig(
+            batch_size=batch_size,
+            tiles_per_batch=tiles_per_batch,
+            max_pixels=max_pixels,
+            output_format=output_format,
+        ),
+        storage=StorageOptions(endpoint_url=endpoint_url),
+        ray_address=ray_address,
+        limit=limit,
+    )
+    counts = plan(job)
+    logger.info("%(total)d rows: %(done)d already restored, %(todo)d to do", counts)
+    summary = restore(job)
+    create_table_artifact(
+        summary_table(summary), key="restore-summary", description=f"{manifest} -> {output}"
+    )
+    create_markdown_artifact(
+        summary_markdown(summary, Storage(job.storage)), key="restore-report", description="Before and after"
+    )
+    logger.info(
+        "%d restored, %d failed, %d left; %.2f images/s", summary.ok, summary.failed, summary.skipped,
+        summary.images_per_second,
+    )  # fmt: skip
+    return asdict(summary)
+
+
+def _percent(processed: int, to_do: int) -> float:
+    return 100.0 if to_do == 0 else round(100.0 * processed / to_do, 2)
+
+
+def _describe(p: Progress) -> str:
+    return (
+        f"{p.processed:,} of {p.to_do:,} rows this run ({p.ok:,} ok, {p.failed:,} failed); "
+        f"{p.already_done:,} of {p.total:,} were already done; {p.images_per_second:.2f} images/s"
+    )

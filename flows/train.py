@@ -1,0 +1,90 @@
+"""Prefect flow: train the GAN with Ray Train, score the exported model, promote it only if it is better.
+
+Retries: ``train`` retries once, and the retry always resumes (Ray Train already restarts failed workers
+from the last checkpoint; a flow-level retry covers a lost driver or cluster connection). ``evaluate and
+promote`` is not retried: it writes to the registry, and a decision should be made once, in the open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
+
+from flows.retry import infrastructure_error
+from model.config import preset as get_preset
+from pipeline.registry import Decision, decide
+from pipeline.storage import Storage, StorageOptions
+from pipeline.train import TrainJob, train_gan
+
+
+@task(retries=1, retry_delay_seconds=30, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
+def train(job: TrainJob) -> dict[str, Any]:
+    if task_run.run_count > 1:  # a retry continues the run the first attempt started
+        job = dataclasses.replace(job, resume=True)
+    return train_gan(job)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_and_promote(candidate: str, registry: str, val: str, storage: StorageOptions,
+                         val_limit: int | None) -> Decision:  # fmt: skip
+    return decide(candidate, registry, Path(val), Storage(storage), limit=val_limit)
+
+
+@flow(name="train-gan", log_prints=True)
+def train_gan_flow(
+    data: str,
+    val: str,
+    output: str,
+    registry: str,
+    preset: str = "base",
+    steps: int | None = None,
+    batch_size: int | None = None,
+    crop: int | None = None,
+    checkpoint_every: int | None = None,
+    workers: int = 1,
+    gpu: bool = False,
+    resume: bool = False,
+    ray_address: str | None = None,
+    val_limit: int | None = None,
+    endpoint_url: str | None = None,
+) -> dict[str, Any]:
+    """Train into OUTPUT (a run directory), then score OUTPUT/model.safetensors and the registry's current
+    model on the same fixed degraded copy of VAL; the candidate replaces REGISTRY/latest only if better."""
+    logger = get_run_logger()
+    cfg = get_preset(preset)
+    overrides = {"steps": steps, "batch_size": batch_size, "crop": crop, "checkpoint_every": checkpoint_every}
+    cfg = cfg.replace(train=dataclasses.replace(cfg.train, **{k: v for k, v in overrides.items() if v}))
+    storage = StorageOptions(endpoint_url=endpoint_url)
+    job = TrainJob(data=data, val=val, output=output, config=cfg, workers=workers, gpu=gpu, resume=resume,
+                   ray_address=ray_address, storage=storage)  # fmt: skip
+    metrics = train(job)
+    logger.info("training finished at step %s", metrics.get("step"))
+    candidate = Storage(storage).join(output, "model.safetensors")
+    decision = evaluate_and_promote(candidate, registry, val, storage, val_limit)
+    _publish(decision, candidate, val)
+    logger.info("%s: %s", "promoted" if decision.promoted else "not promoted", decision.reason)
+    return {"train": metrics, "decision": {k: v for k, v in asdict(decision).items() if k != "scores"}}
+
+
+def _publish(decision: Decision, candidate: str, val: str) -> None:
+    rows = [
+        {"severity": severity, "method": method, "psnr_db": round(s.psnr, 3), "ssim": round(s.ssim, 4)}
+        for method, by_severity in decision.scores.items()
+        for severity, s in by_severity.items()
+    ]
+    create_table_artifact(rows, key="train-validation", description=f"{candidate} on {val}")
+    verdict = "Promoted" if decision.promoted else "Not promoted"
+    create_markdown_artifact(
+        f"# {verdict}: `{decision.candidate_id}`\n\n{decision.reason}.\n\n"
+        f"- candidate: `{candidate}`\n- current before this run: `{decision.current_id}`\n"
+        f"- registry copy: `{decision.model_uri}`\n",
+        key="train-promotion",
+        description=verdict,
+    )
