@@ -24,6 +24,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
 from model.checkpoints import DEFAULT_CHECKPOINT
@@ -51,7 +52,7 @@ def plan(job: RestoreJob) -> dict[str, int]:
 
 
 @task(retries=2, retry_delay_seconds=60, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
-def restore(job: RestoreJob) -> RunSummary:
+def restore(job: RestoreJob, job_server: str | None = None) -> RunSummary:
     progress_id = create_progress_artifact(
         progress=0.0, key="restore-progress", description=f"Restoring {job.manifest} into {job.output}"
     )
@@ -63,7 +64,7 @@ def restore(job: RestoreJob) -> RunSummary:
             last[0] = now
             update_progress_artifact(progress_id, _percent(p.processed, p.to_do), description=_describe(p))
 
-    summary = restore_archive(job, on_progress=report)
+    summary = submit_restore(job, job_server, report) if job_server else restore_archive(job, report)
     update_progress_artifact(
         progress_id, 100.0, description=f"{summary.ok} restored, {summary.failed} failed"
     )
@@ -83,11 +84,13 @@ def restore_archive_flow(
     max_pixels: int = 200_000_000,
     output_format: str = "same",
     endpoint_url: str | None = None,
+    ray_job_server: str | None = None,
 ) -> dict[str, Any]:
     """Restore every image of MANIFEST not yet restored under OUTPUT (re-running resumes) and report.
 
     ``ray_address``: ``auto`` or ``ray://head:10001`` joins a cluster (and leaves it running); None starts
-    Ray locally for this run."""
+    Ray locally for this run. ``ray_job_server`` (http://head:8265) instead submits the run as a Ray Job
+    that lives on the cluster, for long jobs; this flow then only watches it."""
     logger = get_run_logger()
     job = RestoreJob(
         manifest=manifest,
@@ -106,7 +109,7 @@ def restore_archive_flow(
     )
     counts = plan(job)
     logger.info("%(total)d rows: %(done)d already restored, %(todo)d to do", counts)
-    summary = restore(job)
+    summary = restore(job, ray_job_server)
     create_table_artifact(
         summary_table(summary), key="restore-summary", description=f"{manifest} -> {output}"
     )

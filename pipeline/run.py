@@ -9,6 +9,7 @@ driver at any moment loses at most the rows of one unflushed part, which the nex
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -251,5 +252,14 @@ def _result_rows(batch: pa.Table) -> pa.Table:
 
 
 def failure_reason(error: str) -> str:
-    """Group errors by kind: the text before the first ':' ("not found: s3://..." -> "not found")."""
-    return error.split(":", 1)[0].strip() if error else "unknown"
+    """Group errors by kind: storage errors name the object first ("s3://b/k: not found; check ..." ->
+    "not found"); otherwise the text before the first ':', ';' or '(' with numbers masked ("image is
+    9000x9000 = 81,000,000 pixels, over ..." -> "image is NxN = N pixels, over the limit of N")."""
+    if not error:
+        return "unknown"
+    text = _OBJECT_PREFIX.sub("", error, count=1)
+    return _NUMBER.sub("N", re.split(r"[:;(]", text, maxsplit=1)[0]).strip() or "unknown"
+
+
+_OBJECT_PREFIX = re.compile(r"^(s3://|file://|/).*?: ")
+_NUMBER = re.compile(r"\d{2,}[\d,.]*")  # sizes and codes; "0-byte" and "S3" keep their digits

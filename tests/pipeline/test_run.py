@@ -167,3 +167,27 @@ def test_refuses_output_inside_input(s3_server, ray_local, archive):
     )
     with pytest.raises(ValueError, match="inside the input folder"):
         restore_archive(job)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        ("s3://bucket/scans/a.jpg: not found; check the key or prefix", "not found"),
+        ("/archive/box 4/a.jpg: not found; check the key or prefix", "not found"),
+        ("0-byte file", "0-byte file"),
+        (
+            "truncated or corrupt image: broken data stream when reading image file",
+            "truncated or corrupt image",
+        ),
+        ("not an image (unrecognised format)", "not an image"),
+        (
+            "image is 9000x9000 = 81,000,000 pixels, over the limit of 100,000 (raise --max-pixels)",
+            "image is NxN = N pixels, over the limit of N",
+        ),
+        ("", "unknown"),
+    ],
+)
+def test_failure_reasons_group_errors_by_kind(error, reason):
+    from pipeline.run import failure_reason
+
+    assert failure_reason(error) == reason

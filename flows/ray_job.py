@@ -1,0 +1,98 @@
+"""Run a restoration as a Ray Job: `patina restore` submitted to the cluster's job server.
+
+For long jobs: the job runs on the cluster (its driver on the head node), so it survives the flow's process,
+a flow-run retry or a Prefect worker restart; a resubmitted job resumes like any other run. The flow only
+watches: progress comes from the results parts the job writes under the output prefix, and the summary from
+its final results.parquet.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from pipeline.manifest import plan_remaining, read_manifest, read_results
+from pipeline.run import Progress, RestoreJob, RunSummary, failure_reason
+from pipeline.storage import Storage
+
+POLL_S = 5.0
+
+
+def restore_command(job: RestoreJob) -> list[str]:
+    """The `patina restore` command line the cluster runs, joining the cluster it runs on."""
+    cfg = job.pipeline
+    argv = ["patina", "restore", "--manifest", job.manifest, "--output", job.output, "--model", job.model,
+            "--task", job.task, "--batch-size", str(cfg.batch_size), "--tile", str(cfg.tile),
+            "--overlap", str(cfg.overlap), "--tiles-per-batch", str(cfg.tiles_per_batch),
+            "--format", cfg.output_format, "--max-pixels", str(cfg.max_pixels),
+            "--flush-rows", str(job.flush_rows), "--ray-address", "auto"]  # fmt: skip
+    if job.limit is not None:
+        argv += ["--limit", str(job.limit)]
+    if job.storage.endpoint_url:
+        argv += ["--endpoint-url", job.storage.endpoint_url]
+    return argv
+
+
+def submit_restore(
+    job: RestoreJob, job_server: str, on_progress: Callable[[Progress], None] | None = None,
+    poll_s: float = POLL_S,
+) -> RunSummary:  # fmt: skip
+    """Submit ``job`` to the Ray job server at ``job_server`` (http://head:8265), wait for it, summarise."""
+    storage = Storage(job.storage)
+    manifest = read_manifest(job.manifest, storage)
+    before = plan_remaining(manifest, job.output, storage)
+    to_do = before.todo.num_rows if job.limit is None else min(job.limit, before.todo.num_rows)
+    progress = Progress(total=before.total, already_done=before.done, to_do=to_do)
+    client = JobSubmissionClient(job_server)
+    job_id = _submit(client, shlex.join(restore_command(job)), {"patina": "restore", "output": job.output})
+    rows_before = read_results(job.output, storage, columns=["status"]).num_rows
+    while (status := client.get_job_status(job_id)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                                            JobStatus.STOPPED):  # fmt: skip
+        time.sleep(poll_s)
+        if on_progress:  # the job's result parts so far (oldest first): the rows it has recorded
+            new = read_results(job.output, storage, columns=["status"]).slice(rows_before)["status"]
+            progress.ok = int(pc.sum(pc.equal(new, "ok")).as_py() or 0)
+            progress.failed = len(new) - progress.ok
+            on_progress(progress)
+    if status != JobStatus.SUCCEEDED:
+        tail = " | ".join(client.get_job_logs(job_id).strip().splitlines()[-3:])
+        raise RuntimeError(f"Ray job {job_id} ended {status.value}: {tail}")
+    results = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(job.output, "results.parquet"))))
+    status_of = results["status"]
+    failed = results.filter(pc.equal(status_of, "failed"))["error"].to_pylist()
+    progress.ok = int(pc.sum(pc.equal(status_of, "ok")).as_py() or 0) - before.done
+    progress.failed = len(failed)
+    if on_progress:
+        on_progress(progress)
+    return RunSummary(
+        total=before.total,
+        already_done=before.done,
+        ok=progress.ok,
+        failed=progress.failed,
+        skipped=int(pc.sum(pc.equal(status_of, "skipped")).as_py() or 0),
+        seconds=time.monotonic() - progress.started,
+        images_per_second=progress.images_per_second,
+        failures_by_reason=dict(Counter(failure_reason(e) for e in failed).most_common()),
+        results_uri=storage.join(job.output, "results.parquet"),
+    )
+
+
+def _submit(
+    client: JobSubmissionClient, entrypoint: str, metadata: dict[str, str], wait_s: float = 120
+) -> str:
+    """Submit, waiting out a head node whose job agent is still starting (it answers 500 until then)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, metadata=metadata)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)

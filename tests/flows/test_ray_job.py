@@ -1,0 +1,95 @@
+"""restore-archive with ray_job_server: the run is submitted as a real Ray Job to a local cluster's job server
+and watched from the flow; artifacts and results as for an in-process run."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from ray.cluster_utils import Cluster
+
+from flows.ray_job import restore_command
+from flows.restore import restore_archive_flow
+from pipeline.run import RestoreJob
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def job_server(s3_server):
+    """A Ray cluster (head node with dashboard and job server) that this process does not join: the flow
+    only talks to its job server over HTTP, as with a remote cluster."""
+    # The job's driver runs `patina` from PATH on the head node: this venv's, as on a cluster's image.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 2,
+                "include_dashboard": True,
+                "dashboard_port": free_port(),
+                # Another Ray on this machine may hold the default agent port.
+                "dashboard_agent_listen_port": free_port(),
+            },
+        )
+        try:
+            yield f"http://{cluster.head_node.address_info['webui_url']}"
+        finally:
+            cluster.shutdown()
+
+
+def test_restore_as_a_ray_job(s3_server, job_server, photo, tiny_checkpoint, artifacts):
+    storage = s3_server.storage()
+    bucket = s3_server.create_bucket()
+    uris = []
+    for i in range(4):
+        buf = io.BytesIO()
+        photo.resize((40, 32)).rotate(i * 20).save(buf, "PNG")
+        uris.append(f"s3://{bucket}/scans/{i}.png")
+        storage.write_bytes(uris[-1], buf.getvalue())
+    uris.append(f"s3://{bucket}/scans/missing.png")
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"uri": uris}), sink)
+    manifest = f"s3://{bucket}/manifest.parquet"
+    storage.write_bytes(manifest, sink.getvalue().to_pybytes())
+    model = f"s3://{bucket}/models/tiny.safetensors"  # the cluster reads the model from S3, like the scans
+    storage.write_bytes(model, tiny_checkpoint.read_bytes())
+
+    state = restore_archive_flow(
+        manifest, f"s3://{bucket}/restored", model=model, endpoint_url=s3_server.endpoint_url,
+        ray_job_server=job_server, return_state=True,
+    )  # fmt: skip
+    summary = state.result()
+    assert (summary["ok"], summary["failed"], summary["total"]) == (4, 1, 5)
+    assert summary["failures_by_reason"] == {"not found": 1}
+    found = artifacts(state.state_details.flow_run_id)
+    assert found["restore-progress"].data == 100.0
+    assert found["restore-report"].data.count("data:image/jpeg;base64,") == 8
+    from ray.job_submission import JobSubmissionClient
+
+    (job,) = JobSubmissionClient(job_server).list_jobs()
+    assert job.status == "SUCCEEDED" and "--ray-address auto" in job.entrypoint
+
+
+def test_restore_command_round_trips_every_option():
+    job = RestoreJob(manifest="s3://b/m.parquet", output="s3://b/out", model="s3://b/m.safetensors", limit=5)
+    argv = restore_command(job)
+    assert argv[:2] == ["patina", "restore"] and argv[argv.index("--limit") + 1] == "5"
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    # --help after all options: the real CLI parses every option we generate (and exits before running).
+    result = CliRunner().invoke(app, [*argv[1:], "--help"])
+    assert result.exit_code == 0, result.output
