@@ -1,7 +1,8 @@
 """Run a restoration as a Ray Job: `patina restore` submitted to the cluster's job server.
 
 For long jobs: the job runs on the cluster (its driver on the head node), so it survives the flow's process,
-a flow-run retry or a Prefect worker restart; a resubmitted job resumes like any other run. The flow only
+a flow-run retry or a Prefect worker restart; a flow finding an unfinished job for the same output watches
+that one instead of submitting another, and a resubmitted job resumes like any other run. The flow only
 watches: progress comes from the results parts the job writes under the output prefix, and the summary from
 its final results.parquet.
 """
@@ -16,11 +17,13 @@ from collections.abc import Callable
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from flows.retry import RayJobFailed
 from pipeline.manifest import plan_remaining, read_manifest, read_results
 from pipeline.run import Progress, RestoreJob, RunSummary, failure_reason
-from pipeline.storage import Storage
+from pipeline.storage import Storage, StorageError
 
 POLL_S = 5.0
 
@@ -51,19 +54,25 @@ def submit_restore(
     to_do = before.todo.num_rows if job.limit is None else min(job.limit, before.todo.num_rows)
     progress = Progress(total=before.total, already_done=before.done, to_do=to_do)
     client = JobSubmissionClient(job_server)
-    job_id = _submit(client, shlex.join(restore_command(job)), {"patina": "restore", "output": job.output})
     rows_before = read_results(job.output, storage, columns=["status"]).num_rows
-    while (status := client.get_job_status(job_id)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
-                                                            JobStatus.STOPPED):  # fmt: skip
+    # A job for this output still running (the flow run before this one crashed, or this is a retry): watch
+    # it rather than start a second writer on the same prefix.
+    job_id = _unfinished_job(client, job.output) or _submit(
+        client, shlex.join(restore_command(job)), {"patina": "restore", "output": job.output}
+    )
+    while (status := _status(client, job_id)) not in _FINISHED:
         time.sleep(poll_s)
         if on_progress:  # the job's result parts so far (oldest first): the rows it has recorded
-            new = read_results(job.output, storage, columns=["status"]).slice(rows_before)["status"]
+            try:
+                new = read_results(job.output, storage, columns=["status"]).slice(rows_before)["status"]
+            except StorageError:  # a progress read is not worth failing the watch over; the next may work
+                continue
             progress.ok = int(pc.sum(pc.equal(new, "ok")).as_py() or 0)
             progress.failed = len(new) - progress.ok
             on_progress(progress)
     if status != JobStatus.SUCCEEDED:
         tail = " | ".join(client.get_job_logs(job_id).strip().splitlines()[-3:])
-        raise RuntimeError(f"Ray job {job_id} ended {status.value}: {tail}")
+        raise RayJobFailed(f"Ray job {job_id} ended {status.value}: {tail}")
     results = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(job.output, "results.parquet"))))
     status_of = results["status"]
     failed = results.filter(pc.equal(status_of, "failed"))["error"].to_pylist()
@@ -82,6 +91,33 @@ def submit_restore(
         failures_by_reason=dict(Counter(failure_reason(e) for e in failed).most_common()),
         results_uri=storage.join(job.output, "results.parquet"),
     )
+
+
+_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
+def _unfinished_job(client: JobSubmissionClient, output: str) -> str | None:
+    for details in client.list_jobs():
+        meta = details.metadata or {}
+        if (
+            meta.get("patina") == "restore"
+            and meta.get("output") == output
+            and details.status not in _FINISHED
+        ):
+            return details.submission_id
+    return None
+
+
+def _status(client: JobSubmissionClient, job_id: str, attempts: int = 5) -> JobStatus:
+    """The job's status, riding out a few failed polls (a head node restarting, a network blip)."""
+    for attempt in range(attempts):
+        try:
+            return client.get_job_status(job_id)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, RuntimeError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _submit(

@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
 from pipeline.run import RunSummary
-from pipeline.storage import Storage, StorageError
+from pipeline.storage import Storage
 
 THUMB_PX = 160
 MAX_PAIRS = 4
 MAX_FAILED = 10
+MAX_THUMB_SOURCE_BYTES = 64 * 2**20  # bigger scans are not decoded in the flow's process for a preview
 
 
 def summary_table(summary: RunSummary) -> list[dict[str, object]]:
@@ -69,12 +70,15 @@ def summary_markdown(summary: RunSummary, storage: Storage) -> str:
 
 def _thumb(storage: Storage, uri: str) -> str:
     try:
+        if storage.info(uri).size > MAX_THUMB_SOURCE_BYTES:
+            return "(too large to preview)"
         with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
+            image.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at reduced size
             image = ImageOps.exif_transpose(image).convert("RGB")
             image.thumbnail((THUMB_PX, THUMB_PX))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=80)
-    except (StorageError, OSError) as exc:  # a report is never worth failing the run over
+    except Exception as exc:  # a report is never worth failing a finished run over
         return f"(unavailable: {_cell(str(exc))})"
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -33,8 +32,8 @@ def train(job: TrainJob) -> dict[str, Any]:
 
 @task(cache_policy=NO_CACHE)
 def evaluate_and_promote(candidate: str, registry: str, val: str, storage: StorageOptions,
-                         val_limit: int | None) -> Decision:  # fmt: skip
-    return decide(candidate, registry, Path(val), Storage(storage), limit=val_limit)
+                         val_limit: int | None, val_max_side: int | None) -> Decision:  # fmt: skip
+    return decide(candidate, registry, val, Storage(storage), limit=val_limit, max_side=val_max_side)
 
 
 @flow(name="train-gan", log_prints=True)
@@ -53,10 +52,12 @@ def train_gan_flow(
     resume: bool = False,
     ray_address: str | None = None,
     val_limit: int | None = None,
+    val_max_side: int | None = 1024,
     endpoint_url: str | None = None,
 ) -> dict[str, Any]:
     """Train into OUTPUT (a run directory), then score OUTPUT/model.safetensors and the registry's current
-    model on the same fixed degraded copy of VAL; the candidate replaces REGISTRY/latest only if better."""
+    model on the same fixed degraded copy of VAL (a folder on every node, or s3://; photos centre-cropped to
+    ``val_max_side`` so scoring stays bounded); the candidate replaces REGISTRY/latest only if better."""
     logger = get_run_logger()
     cfg = get_preset(preset)
     overrides = {"steps": steps, "batch_size": batch_size, "crop": crop, "checkpoint_every": checkpoint_every}
@@ -67,7 +68,7 @@ def train_gan_flow(
     metrics = train(job)
     logger.info("training finished at step %s", metrics.get("step"))
     candidate = Storage(storage).join(output, "model.safetensors")
-    decision = evaluate_and_promote(candidate, registry, val, storage, val_limit)
+    decision = evaluate_and_promote(candidate, registry, val, storage, val_limit, val_max_side)
     _publish(decision, candidate, val)
     logger.info("%s: %s", "promoted" if decision.promoted else "not promoted", decision.reason)
     return {"train": metrics, "decision": {k: v for k, v in asdict(decision).items() if k != "scores"}}

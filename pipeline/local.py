@@ -7,6 +7,7 @@ These run in-process on local folders; the archive-scale job is pipeline/run.py.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ class BaselineOutcome:
 def baseline_folder(src: Path, dst: Path) -> Iterator[BaselineOutcome]:
     """Restore every image in ``src`` with the classical baseline into ``dst/<stem>.png`` (lossless).
 
-    Grayscale stays grayscale; alpha is carried over. Outputs already in ``dst`` are kept (a re-run resumes),
+    Grayscale stays grayscale; alpha is carried over; two inputs sharing a stem (a.jpg, a.tif) are written
+    under their full names (a.jpg.png, a.tif.png). Outputs already in ``dst`` are kept (a re-run resumes),
     an unreadable image is reported as failed and the rest go on, and ``dst == src`` is refused so
     originals are never written. In a ``patina degrade`` folder the ``.clean`` targets and ``.mask`` files
     are skipped: only the degraded images are inputs."""
@@ -82,10 +84,11 @@ def baseline_folder(src: Path, dst: Path) -> Iterator[BaselineOutcome]:
             f"{dst}: output folder is the input folder; choose another so originals stay untouched"
         )
     dst.mkdir(parents=True, exist_ok=True)
-    for path in list_images(src):
-        if ".clean." in path.name or ".mask." in path.name:
-            continue
-        out = dst / f"{path.stem}.png"
+    inputs = [p for p in list_images(src) if ".clean." not in p.name and ".mask." not in p.name]
+    stems = Counter(p.stem for p in inputs)
+    for path in inputs:
+        # a.jpg and a.tif would both become a.png: such files keep their full name (a.jpg.png, a.tif.png).
+        out = dst / f"{path.stem if stems[path.stem] == 1 else path.name}.png"
         if out.exists():
             yield BaselineOutcome(path, out, "skipped")
             continue

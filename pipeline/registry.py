@@ -2,9 +2,12 @@
 
 Layout under REGISTRY (s3://bucket/models or a folder):
   versions/<model id>.safetensors   every model ever promoted, immutable (ids hash the file's bytes)
-  latest.safetensors                a copy of the current model: `patina restore --model REGISTRY/latest...`
-  latest.json                       the current model's id, source, scores and when it was promoted
-  history.jsonl                     one line per promotion decision, promoted or not
+  latest.safetensors                a copy of the current model
+  latest.json                       the current model's id, its versions/ uri, scores, when it was promoted
+  history/<time>-<id>.json          one object per promotion decision, promoted or not
+
+Restore with the immutable ``version_uri`` that latest.json names: a run pinned to latest.safetensors fails
+its remaining rows if a promotion replaces the file mid-run (the restorer checks the model id).
 
 A candidate is promoted only when it beats the current model on the same fixed validation set, scored in the
 same call, so a registry never moves to a worse model and stored numbers from other val sets never decide.
@@ -24,7 +27,8 @@ import numpy as np
 
 from model.checkpoints import checkpoint_id, decode_checkpoint, load_generator
 from model.validation import Scores, evaluate
-from pipeline.storage import Storage
+from pipeline.manifest import IMAGE_EXTENSIONS
+from pipeline.storage import Storage, parse_uri
 
 LATEST_MODEL = "latest.safetensors"
 LATEST_INFO = "latest.json"
@@ -46,15 +50,24 @@ def mean_psnr(scores: dict[str, Scores]) -> float:
     return float(np.mean([s.psnr for s in scores.values()]))
 
 
-def score_model(uri: str, val: Path, storage: Storage, limit: int | None = None, baseline: bool = False):
-    """(model id, ``{"degraded" | "baseline" | "model": {severity: Scores}}``) of a checkpoint, S3 or disk."""
+def score_model(
+    uri: str, val: str, storage: Storage, limit: int | None = None, baseline: bool = False,
+    max_side: int | None = None,
+) -> tuple[str, dict[str, dict[str, Scores]]]:  # fmt: skip
+    """(model id, ``{"degraded" | "baseline" | "model": {severity: Scores}}``) of a checkpoint (S3 or disk) on
+    the clean photos in ``val`` (a folder or an s3:// prefix), centre-cropped to ``max_side`` if given."""
     data = storage.read_bytes(uri)
     model_id = checkpoint_id(data, decode_checkpoint(data, uri)[1])
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model.safetensors"
         local.write_bytes(data)
         generator, _ = load_generator(local)
-    return model_id, evaluate(val, generator, baseline=baseline, limit=limit)
+        folder = Path(val)
+        if parse_uri(val).scheme == "s3":
+            folder = Path(tmp) / "val"
+            folder.mkdir()
+            storage.download_folder(val, str(folder), IMAGE_EXTENSIONS)
+        return model_id, evaluate(folder, generator, baseline=baseline, limit=limit, max_side=max_side)
 
 
 def current_model(registry: str, storage: Storage) -> str | None:
@@ -63,20 +76,20 @@ def current_model(registry: str, storage: Storage) -> str | None:
 
 
 def decide(
-    candidate_uri: str, registry: str, val: Path, storage: Storage, limit: int | None = None,
-    baseline: bool = True,
+    candidate_uri: str, registry: str, val: str, storage: Storage, limit: int | None = None,
+    baseline: bool = True, max_side: int | None = None,
 ) -> Decision:  # fmt: skip
     """Score the candidate (and the classical baseline, for the record) and the registry's current model on
     ``val``; promote the candidate if it is better (higher mean PSNR over medium and heavy; a tie keeps the
     current model)."""
-    candidate_id, candidate = score_model(candidate_uri, val, storage, limit, baseline=baseline)
+    candidate_id, candidate = score_model(candidate_uri, val, storage, limit, baseline, max_side)
     new = mean_psnr(candidate["model"])
     current_uri = current_model(registry, storage)
     if current_uri is None:
         reason = "the registry has no model yet"
         decision = Decision(True, candidate_id, None, new, None, reason, candidate_uri, candidate)
     else:
-        current_id, current = score_model(current_uri, val, storage, limit)
+        current_id, current = score_model(current_uri, val, storage, limit, max_side=max_side)
         old = mean_psnr(current["model"])
         better = new > old
         reason = f"val PSNR {new:.2f} dB {'>' if better else '<='} current {old:.2f} dB"
@@ -108,8 +121,9 @@ def _promote(decision: Decision, candidate_uri: str, registry: str, storage: Sto
 
 
 def _append_history(registry: str, storage: Storage, decision: Decision) -> None:
-    uri = storage.join(registry, "history.jsonl")
-    old = storage.read_bytes(uri) if storage.exists(uri) else b""
-    line = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **asdict(decision)}
-    line.pop("scores")  # latest.json holds the promoted model's table; history stays one short line each
-    storage.write_bytes(uri, old + (json.dumps(line) + "\n").encode())
+    """One object per decision, never rewritten, so concurrent decisions cannot lose each other's record."""
+    at = datetime.now(UTC)
+    line = {"at": at.isoformat(timespec="seconds"), **asdict(decision)}
+    line.pop("scores")  # latest.json holds the promoted model's table; history stays one short record each
+    name = f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{decision.candidate_id}.json"
+    storage.write_bytes(storage.join(registry, "history", name), json.dumps(line).encode())

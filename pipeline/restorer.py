@@ -11,7 +11,13 @@ import time
 import numpy as np
 import torch
 
-from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint, generator_from_tensors
+from model.checkpoints import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    checkpoint_id,
+    decode_checkpoint,
+    generator_from_tensors,
+)
 from model.inference import restore_tensor
 from pipeline.storage import Storage
 from pipeline.tiling import restore_tiled
@@ -44,6 +50,7 @@ class Restorer:
         tiles_per_batch: int = 8,
         device: str = "auto",
         cpu_threads: int | None = None,
+        expected_id: str | None = None,
     ):
         self.device = pick_device(device)
         if self.device.type == "cpu" and cpu_threads:
@@ -53,6 +60,12 @@ class Restorer:
         data = (storage or Storage()).read_bytes(checkpoint)
         tensors, meta = decode_checkpoint(data, checkpoint)
         self.model_id = checkpoint_id(data, meta)
+        if expected_id and self.model_id != expected_id:
+            # A file replaced mid-run (a registry's latest promoted): results would name the wrong model.
+            raise CheckpointError(
+                f"{checkpoint}: changed since the run started ({expected_id} -> {self.model_id}); "
+                "point --model at an immutable copy (a registry's versions/<id>.safetensors)"
+            )
         generator = generator_from_tensors(tensors, meta, checkpoint, self.device)
         if self.device.type == "cuda":
             generator = generator.to(memory_format=torch.channels_last)

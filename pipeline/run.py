@@ -119,6 +119,7 @@ def build_dataset(
             "overlap": cfg.overlap,
             "tiles_per_batch": cfg.tiles_per_batch,
             "cpu_threads": None if num_gpus else max(1, num_cpus // actors),
+            "expected_id": model_id,
         },
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if num_gpus else 0,

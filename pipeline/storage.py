@@ -189,6 +189,16 @@ class Storage:
 
     # -- writing -------------------------------------------------------------------------------------
 
+    def download_folder(self, prefix_uri: str, folder: str, extensions: tuple[str, ...] | None = None) -> int:
+        """Copy the objects directly under ``prefix_uri`` (S3 or local) into ``folder``; returns how many."""
+        count = 0
+        for obj in self.list(prefix_uri, extensions):
+            name = obj.uri.rstrip("/").rsplit("/", 1)[-1]
+            with open(os.path.join(folder, name), "wb") as out:
+                out.write(self.read_bytes(obj.uri))
+            count += 1
+        return count
+
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
         """Write the whole object or nothing: readers see the old object, no object, or the new one."""
         target = self._object(uri)

@@ -35,6 +35,7 @@ from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, 
 from model.config import RestorationConfig
 from model.gan import RestorationGAN
 from model.validation import build_val_set, generator_restorer, grid, score
+from pipeline.manifest import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.train_data import PairSampler, clean_dataset, worker_photos
 
@@ -83,7 +84,7 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
         storage_path, name, filesystem = _ray_storage(job.output, job.storage)
         # CPU workers get an equal share of the cores, and use them all: Ray pins a 1-CPU worker's torch to
         # one thread, which halved training speed on a 2-core box.
-        cpus = None if job.gpu else max(1, int(ray.cluster_resources().get("CPU", 1)) // job.workers)
+        cpus = None if job.gpu else _cpus_per_worker(job.workers)
         trainer = TorchTrainer(
             train_loop,
             train_loop_config={"job": job, "cpu_threads": cpus},
@@ -105,6 +106,15 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _cpus_per_worker(workers: int) -> int:
+    """CPU workers take an equal share of a node (on one machine: of all its cores), sized on the smallest
+    node so that every worker fits wherever Ray places it."""
+    per_node = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+    if not per_node:
+        return 1
+    return max(1, int(min(per_node)) // math.ceil(workers / len(per_node)))
 
 
 def _absolute(uri: str) -> str:
@@ -149,11 +159,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         photos, cfg.train.crop, cfg.degradation.severities, cfg.degradation.severity_weights,
         cfg.train.seed, rank, sampler_device,
     )  # fmt: skip
-    val_pairs = (
-        build_val_set(Path(parse_uri(job.val).key), seed=0, limit=job.val_limit, max_side=job.val_side)
-        if rank == 0
-        else []
-    )
+    val_pairs = _val_pairs(job, storage) if rank == 0 else []
 
     while gan.step < cfg.train.steps:
         started = time.perf_counter()
@@ -189,6 +195,16 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(log))
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{gan.step:07d}")
+
+
+def _val_pairs(job: TrainJob, storage: Storage):
+    """The fixed validation set, from a local folder (present on the rank-0 node) or an s3:// prefix, which
+    is copied to a temporary folder first so validation works on any node of a cluster."""
+    if parse_uri(job.val).scheme != "s3":
+        return build_val_set(Path(job.val), seed=0, limit=job.val_limit, max_side=job.val_side)
+    with tempfile.TemporaryDirectory(prefix="patina-val-") as tmp:
+        storage.download_folder(job.val, tmp, IMAGE_EXTENSIONS)
+        return build_val_set(Path(tmp), seed=0, limit=job.val_limit, max_side=job.val_side)
 
 
 def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> tuple[float, list[dict[str, Any]]]:

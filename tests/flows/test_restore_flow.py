@@ -8,7 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import ray
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+import flows.restore
 from flows.manifest import build_manifest_flow
 from flows.restore import restore_archive_flow
 
@@ -30,7 +33,7 @@ def archive(s3_server, photo):
 
 
 def test_build_manifest_then_restore_publishes_progress_summary_and_report(
-    s3_server, archive, tiny_checkpoint, artifacts
+    s3_server, archive, tiny_checkpoint, artifacts, monkeypatch
 ):
     endpoint = s3_server.endpoint_url
     manifest = f"s3://{archive}/manifests/scans.parquet"
@@ -39,6 +42,16 @@ def test_build_manifest_then_restore_publishes_progress_summary_and_report(
     assert "10 images" in artifacts(listed.state_details.flow_run_id)["manifest"].data
 
     output = f"s3://{archive}/restored"
+    # Record every progress value the flow sends (the real update still goes to the server).
+    sent: list[float] = []
+    real_update = flows.restore.update_progress_artifact
+
+    def update(artifact_id, progress, description=None):
+        sent.append(progress)
+        return real_update(artifact_id, progress, description=description)
+
+    monkeypatch.setattr(flows.restore, "update_progress_artifact", update)
+    monkeypatch.setattr(flows.restore, "PROGRESS_EVERY_S", 0.0)
     state = restore_archive_flow(
         manifest, output, model=str(tiny_checkpoint), endpoint_url=endpoint, batch_size=4, return_state=True
     )
@@ -46,6 +59,7 @@ def test_build_manifest_then_restore_publishes_progress_summary_and_report(
     assert (summary["ok"], summary["failed"], summary["total"]) == (8, 2, 10)
     found = artifacts(state.state_details.flow_run_id)
     assert found["restore-progress"].type == "progress" and found["restore-progress"].data == 100.0
+    assert any(0 < p < 100 for p in sent) and sent == sorted(sent)  # it moved as rows completed
     table = {row["metric"]: row["value"] for row in _table(found["restore-summary"])}
     assert table["restored (this run)"] == 8 and table["failed (this run)"] == 2
     assert table["rows in manifest"] == 10 and table["images/s"] > 0
@@ -77,6 +91,12 @@ def test_bad_manifest_fails_the_flow_with_one_line_and_no_retry(
     assert state.is_failed()
     with pytest.raises(ValueError, match="uri"):
         state.result()
+    # A user error: the plan task ran once, no retries (they would only fail again, minutes later).
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
 
 
 def _table(artifact) -> list[dict]:

@@ -33,7 +33,9 @@ def test_train_then_promote_only_the_better_model(
     storage = s3_server.storage()
     bucket = s3_server.create_bucket()
     registry = f"s3://{bucket}/models"
-    val = photo_folders / "val"
+    val = f"s3://{bucket}/val"  # on S3, as on a cluster whose nodes share no folder
+    for path in (photo_folders / "val").iterdir():
+        storage.write_bytes(f"{val}/{path.name}", path.read_bytes())
     # The registry starts with a poor model: tiny_checkpoint's random residual visibly damages images.
     storage.write_bytes(f"{registry}/incoming/poor.safetensors", tiny_checkpoint.read_bytes())
     first = decide(f"{registry}/incoming/poor.safetensors", registry, val, storage)
@@ -42,7 +44,7 @@ def test_train_then_promote_only_the_better_model(
 
     # Training starts from the identity (zero-initialised residual) and learns a little: better than poor.
     state = train_gan_flow(
-        data=str(photo_folders / "train"), val=str(val), output=str(tmp_path / "run"), registry=registry,
+        data=str(photo_folders / "train"), val=val, output=str(tmp_path / "run"), registry=registry,
         preset="tiny", steps=4, batch_size=2, crop=32, checkpoint_every=2,
         endpoint_url=s3_server.endpoint_url, return_state=True,
     )  # fmt: skip
@@ -71,5 +73,5 @@ def test_train_then_promote_only_the_better_model(
     # Nothing was lost: both promoted models stay under versions/, and every decision is in the history.
     versions = sorted(o.uri.rsplit("/", 1)[1] for o in storage.list(f"{registry}/versions"))
     assert versions == sorted([f"{poor_id}.safetensors", f"{decision['candidate_id']}.safetensors"])
-    history = storage.read_bytes(f"{registry}/history.jsonl").decode().splitlines()
-    assert [json.loads(line)["promoted"] for line in history] == [True, True, False]
+    history = [json.loads(storage.read_bytes(o.uri)) for o in storage.list(f"{registry}/history")]
+    assert [h["promoted"] for h in history] == [True, True, False]  # names sort by time

@@ -117,6 +117,16 @@ def test_baseline_restores_a_degraded_folder_and_resumes(tmp_path, photos):
     assert (out / "astronaut.png").stat().st_mtime_ns == stamp
 
 
+def test_baseline_never_lets_two_inputs_share_an_output(tmp_path, photo):
+    src = tmp_path / "scans"
+    src.mkdir()
+    photo.save(src / "a.jpg")
+    photo.rotate(90).save(src / "a.png")
+    result = runner.invoke(app, ["baseline", str(src), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg.png", "a.png.png"]
+
+
 def test_baseline_keeps_gray_gray_and_alpha(tmp_path, photos):
     result = runner.invoke(app, ["baseline", str(photos), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

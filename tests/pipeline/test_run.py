@@ -191,3 +191,12 @@ def test_failure_reasons_group_errors_by_kind(error, reason):
     from pipeline.run import failure_reason
 
     assert failure_reason(error) == reason
+
+
+def test_restorer_refuses_a_model_that_changed_since_planning(tiny_checkpoint):
+    from model.checkpoints import CheckpointError
+    from pipeline.restorer import Restorer
+
+    assert Restorer(str(tiny_checkpoint), device="cpu", expected_id=Restorer(str(tiny_checkpoint)).model_id)
+    with pytest.raises(CheckpointError, match="changed since the run started"):
+        Restorer(str(tiny_checkpoint), device="cpu", expected_id="tiny-step7-000000000000")

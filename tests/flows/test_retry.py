@@ -1,0 +1,54 @@
+"""Which failures a flow task retries: infrastructure yes, user errors no."""
+
+from __future__ import annotations
+
+import pytest
+import ray.exceptions
+import requests.exceptions
+from ray.train import WorkerGroupError
+
+from flows.retry import RayJobFailed, is_infrastructure_error
+from model.checkpoints import CheckpointError
+from pipeline.manifest import ManifestError
+from pipeline.storage import StorageError
+
+
+def _raised_while_handling(outer: Exception, inner: Exception) -> Exception:
+    try:
+        try:
+            raise inner
+        except Exception:
+            raise outer from None
+    except Exception as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        (StorageError("s3://b/k: transient S3 error 503 persisted after 3 attempts", transient=True), True),
+        (StorageError("s3://b/k: not found; check the key or prefix"), False),
+        (
+            _raised_while_handling(
+                ManifestError("cannot read manifest"), StorageError("s3://b/m: transient", transient=True)
+            ),
+            True,
+        ),
+        (
+            _raised_while_handling(
+                ManifestError("cannot read manifest"), StorageError("s3://b/m: not found")
+            ),
+            False,
+        ),
+        (ManifestError("manifest has no 'uri' column"), False),
+        (CheckpointError("m.safetensors: checkpoint is truncated"), False),
+        (ValueError("unknown --degrade-on 'gpu'"), False),
+        (ray.exceptions.RaySystemError("raylet died"), True),
+        (requests.exceptions.ConnectionError("job server unreachable"), True),
+        (RayJobFailed("Ray job raysubmit_1 ended FAILED"), True),
+        (WorkerGroupError("lost", {0: ray.exceptions.ActorDiedError()}), True),
+        (WorkerGroupError("raised", {0: ValueError("worker 0 of 1 got no training photos")}), False),
+    ],
+)
+def test_retry_only_infrastructure(error, retry):
+    assert is_infrastructure_error(error) is retry
