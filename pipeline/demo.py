@@ -9,6 +9,7 @@ nothing is downloaded and no image is copied into the repository.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def run_demo(
     """Build the archive, restore it, score it, write the gallery. Returns (summary, scores, model, page)."""
     out_dir = out_dir.resolve()
     manifest = build_archive(out_dir, samples, seed)
+    # The demo's restored/ is its own scratch output: start it afresh so a new model (or seed) is shown,
+    # rather than resuming the previous demo run.
+    shutil.rmtree(out_dir / "restored", ignore_errors=True)
     checkpoint, description = (model, f"model {model}") if model else demo_model(out_dir)
     job = RestoreJob(
         manifest=str(manifest), output=str(out_dir / "restored"), model=checkpoint, pipeline=PipelineConfig()

@@ -26,6 +26,7 @@ from pipeline.manifest import (
     finalize_results,
     plan_remaining,
     read_manifest,
+    read_results,
     write_result_part,
 )
 from pipeline.restorer import Restorer
@@ -164,6 +165,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
     model_bytes = storage.read_bytes(job.model)
     model_id = checkpoint_id(model_bytes, decode_checkpoint(model_bytes, job.model)[1])
     plan = plan_remaining(manifest, job.output, storage)
+    _check_same_model(job.output, storage, model_id)
     todo = plan.todo.select(["id", "uri"])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)
@@ -192,6 +194,18 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
         failures_by_reason=dict(failures.most_common()),
         results_uri=storage.join(job.output, "results.parquet"),
     )
+
+
+def _check_same_model(output: str, storage: Storage, model_id: str) -> None:
+    """One output prefix, one model: resuming with another model would mix two models' restorations under
+    one results manifest (and skip the rows the first one did)."""
+    done = read_results(output, storage, columns=["model_id", "status"])
+    others = set(done.filter(pc.equal(done["status"], "ok"))["model_id"].to_pylist()) - {model_id}
+    if others:
+        raise ValueError(
+            f"{output}: already holds images restored by model {sorted(others)[0]}, not {model_id}; "
+            "resume with that model or choose a new output prefix"
+        )
 
 
 def _connect(job: RestoreJob) -> tuple[bool, str | None]:

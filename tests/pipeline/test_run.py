@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import ray
 from PIL import Image, ImageCms
 
+from model.checkpoints import DEFAULT_CHECKPOINT
 from model.config import PipelineConfig
 from pipeline.manifest import read_results
 from pipeline.run import RestoreJob, restore_archive
@@ -156,6 +158,11 @@ def test_restores_s3_archive_with_bad_rows(s3_server, ray_local, archive, tiny_c
     assert (again.already_done, again.ok, again.failed) == (len(good), 0, len(bad))
     attempts = read_results(output, storage, ["id", "status"])
     assert attempts.num_rows == len(good) + 2 * len(bad)
+
+    # Resuming the prefix with another model would mix two models in one results manifest: refused.
+    other = dataclasses.replace(job, model=str(DEFAULT_CHECKPOINT))
+    with pytest.raises(ValueError, match="already holds images restored by model tiny-"):
+        restore_archive(other)
 
 
 def test_refuses_output_inside_input(s3_server, ray_local, archive):
