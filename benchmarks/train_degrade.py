@@ -67,9 +67,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    base = preset(args.preset)
-    cfg = base.replace(train=base.train.__class__(**{**base.train.__dict__, "batch_size": args.batch_size,
-                                                      "crop": args.crop}))  # fmt: skip
+    cfg = preset(args.preset).with_train(batch_size=args.batch_size, crop=args.crop)
     device = torch.device(args.device)
     in_loop = steps_per_second(cfg, device, device, args.steps)
     prefetch = steps_per_second(cfg, device, torch.device("cpu"), args.steps)

@@ -59,9 +59,13 @@ def train_gan_flow(
     model on the same fixed degraded copy of VAL (a folder on every node, or s3://; photos centre-cropped to
     ``val_max_side`` so scoring stays bounded); the candidate replaces REGISTRY/latest only if better."""
     logger = get_run_logger()
-    cfg = get_preset(preset)
-    overrides = {"steps": steps, "batch_size": batch_size, "crop": crop, "checkpoint_every": checkpoint_every}
-    cfg = cfg.replace(train=dataclasses.replace(cfg.train, **{k: v for k, v in overrides.items() if v}))
+    cfg = get_preset(preset).with_train(
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        checkpoint_every=checkpoint_every,
+        validate_every=checkpoint_every,
+    )
     storage = StorageOptions(endpoint_url=endpoint_url)
     job = TrainJob(data=data, val=val, output=output, config=cfg, workers=workers, gpu=gpu, resume=resume,
                    ray_address=ray_address, storage=storage)  # fmt: skip

@@ -123,6 +123,12 @@ class RestorationConfig:
     def replace(self, **changes: Any) -> RestorationConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_train(self, **overrides: Any) -> RestorationConfig:
+        """This config with TrainConfig fields overridden; a None override keeps the preset's value (so CLI
+        options and flow parameters can pass through unset)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return self.replace(train=dataclasses.replace(self.train, **given))
+
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a (nested) frozen dataclass from plain JSON data; unknown keys are an error."""

@@ -275,22 +275,20 @@ def train(
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
-    import dataclasses
-
     from model.config import preset as get_preset
     from pipeline.storage import StorageOptions
     from pipeline.train import TrainJob, train_gan
 
-    cfg = get_preset(preset)
-    overrides = {"steps": steps, "batch_size": batch_size, "crop": crop, "checkpoint_every": checkpoint_every,
-                 "validate_every": checkpoint_every, "seed": seed, "lr_generator": lr_generator,
-                 "lr_discriminator": lr_discriminator, "ema_decay": ema_decay}  # fmt: skip
-    train_cfg = dataclasses.replace(cfg.train, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = get_preset(preset).with_train(
+        steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every,
+        validate_every=checkpoint_every, seed=seed, lr_generator=lr_generator,
+        lr_discriminator=lr_discriminator, ema_decay=ema_decay,
+    )  # fmt: skip
     job = TrainJob(
         data=data,
         val=str(val),
         output=output,
-        config=cfg.replace(train=train_cfg),
+        config=cfg,
         workers=workers,
         gpu=gpu,
         resume=resume,

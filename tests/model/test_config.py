@@ -23,3 +23,11 @@ def test_unknown_preset_and_field():
 def test_frozen():
     with pytest.raises(AttributeError):
         preset("base").generator.base_channels = 3
+
+
+def test_with_train_overrides_only_what_is_given():
+    from model.config import base
+
+    cfg = base().with_train(steps=7, crop=None, lr_generator=3e-4)
+    assert (cfg.train.steps, cfg.train.lr_generator) == (7, 3e-4)
+    assert cfg.train.crop == base().train.crop and cfg.generator == base().generator
