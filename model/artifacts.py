@@ -38,8 +38,8 @@ def _conv(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _gaussian_1d(sigma: float) -> torch.Tensor:
-    half = max(1, math.ceil(3 * sigma))
+def _gaussian_1d(sigma: float, half: int | None = None) -> torch.Tensor:
+    half = max(1, math.ceil(3 * sigma)) if half is None else half
     x = torch.arange(-half, half + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (x / max(sigma, 1e-3)) ** 2)
     return k / k.sum()
@@ -49,9 +49,10 @@ def _separable(image: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return _conv(_conv(image, k[None, :]), k[:, None])
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Isotropic Gaussian blur (separable, kernel radius 3 sigma): soft focus, scanner optics."""
-    return _separable(image, _gaussian_1d(sigma)).clamp(0, 1)
+def gaussian_blur(image: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
+    """Isotropic Gaussian blur (separable, kernel radius 3 sigma): soft focus, scanner optics. ``radius``
+    truncates the kernel instead, as fixed 3/5/7 kernels do in the published recipes."""
+    return _separable(image, _gaussian_1d(sigma, radius)).clamp(0, 1)
 
 
 def motion_blur(image: torch.Tensor, length: float, angle: float) -> torch.Tensor:
@@ -133,14 +134,20 @@ def salt_and_pepper(image: torch.Tensor, amount: float, salt: float, seed: int) 
 def resize(image: torch.Tensor, scale: float, down: str, up: str) -> torch.Tensor:
     """Down-sample by ``scale`` (0..1) with mode ``down`` then back to (H, W) with mode ``up``.
 
-    Modes are torch interpolate modes ("area", "bilinear", "bicubic"); bilinear and bicubic down-sampling are
-    antialiased, as real reduction of a print or a small scan is.
+    Modes are torch interpolate modes ("nearest", "area", "bilinear", "bicubic"); bilinear and bicubic
+    down-sampling are antialiased, as real reduction of a print or a small scan is; nearest is the aliased
+    resampling of cheap software, as in the Bringing-Old-Photos-Back-to-Life recipe.
     """
     _, h, w = image.shape
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    kw = {} if down == "area" else {"antialias": True, "align_corners": False}
-    small = F.interpolate(image[None], size=size, mode=down, **kw)
-    return F.interpolate(small, size=(h, w), mode=up, align_corners=False)[0].clamp(0, 1)
+    small = F.interpolate(image[None], size=size, mode=down, **_interp_kwargs(down, antialias=True))
+    return F.interpolate(small, size=(h, w), mode=up, **_interp_kwargs(up))[0].clamp(0, 1)
+
+
+def _interp_kwargs(mode: str, antialias: bool = False) -> dict:
+    if mode in ("nearest", "area"):
+        return {}
+    return {"antialias": True, "align_corners": False} if antialias else {"align_corners": False}
 
 
 def jpeg(image: torch.Tensor, quality: int, subsampling: int) -> torch.Tensor:

@@ -12,31 +12,29 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Conditioning ids. One generator serves several tasks through FiLM modulation (see generator.py).
-TASKS: dict[str, int] = {"restore": 0, "retro": 1}
-
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """U-Net generator sizes. Channels at level i are ``base_channels * channel_mults[i]``."""
+    """Half-resolution U-Net sizes (see generator.py): ``widths[i]`` channels at level i (the last is the
+    bottleneck), ``blocks[i]`` residual blocks in the encoder and again in the decoder at level i."""
 
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 4, 4)
-    num_res_blocks: int = 2  # residual blocks per encoder/decoder level
-    num_bottleneck_blocks: int = 2
-    num_tasks: int = len(TASKS)
-    task_embed_dim: int = 64
+    widths: tuple[int, ...] = (32, 64, 128, 192)
+    blocks: tuple[int, ...] = (1, 2, 2)
+    bottleneck_blocks: int = 2
 
-    @property
-    def num_levels(self) -> int:
-        return len(self.channel_mults)
+    def __post_init__(self) -> None:
+        if len(self.widths) < 2 or len(self.blocks) != len(self.widths) - 1:
+            raise ValueError(
+                f"generator needs >= 2 widths and one block count per level above the bottleneck, got "
+                f"widths={self.widths} blocks={self.blocks}"
+            )
 
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
     """Multi-scale PatchGAN: ``num_scales`` discriminators on the image downsampled by 2 each time."""
 
-    base_channels: int = 64
+    base_channels: int = 32  # half pix2pixHD's 64: D runs 3 forwards per step and must not dominate stage 2
     num_layers: int = 3  # stride-2 convs per scale; receptive field ~70 px at 3
     num_scales: int = 2
     conditional: bool = True  # D sees (degraded, candidate): a pix2pix-style conditional GAN
@@ -44,38 +42,55 @@ class DiscriminatorConfig:
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    """Which severities training pairs are drawn from (see degradations.PRESETS)."""
+    """Where training pairs come from: ``mixture`` names a sampler in degradation/mixture.py (the blind
+    mixture the default model is trained on), or one engine severity preset (light | medium | heavy)."""
 
-    severities: tuple[str, ...] = ("light", "medium", "heavy")
-    severity_weights: tuple[float, ...] = (0.25, 0.45, 0.30)
+    mixture: str = "blind"
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Generator loss = sum of weight * term. Discriminator uses the same adversarial mode."""
+    """Generator loss = sum of weight * term. The adversarial terms only act in stage 2 (see gan.py)."""
 
     gan_mode: str = "hinge"  # "hinge" | "lsgan"
-    adversarial: float = 0.05
-    l1: float = 1.0
-    feature_matching: float = 1.0
-    defect_mask: float = 0.5
+    adversarial: float = 0.01  # small: the PSNR-oriented model must stay close to the clean photo
+    reconstruction: float = 1.0  # Charbonnier
+    feature_matching: float = 0.05
+    defect_mask: float = 0.1
     mask_pos_weight: float = 4.0  # defects are rare pixels; upweight them in the BCE
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Two stages in one run: reconstruction until ``gan_start`` of the budget, then adversarial fine-tuning.
+    The budget is ``steps``, or ``time_budget_s`` of training wall time when set; learning rates follow the
+    budget (linear warm-up, then cosine decay to ``lr_min_fraction`` within each stage)."""
+
     losses: LossConfig = field(default_factory=LossConfig)
-    lr_generator: float = 1e-4
-    lr_discriminator: float = 4e-4  # two time-scale update rule (TTUR)
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr_generator: float = 4e-4
+    lr_gan_generator: float = 5e-5  # stage 2 fine-tunes: a tenth of stage 1's peak (Real-ESRGAN practice)
+    lr_discriminator: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    lr_min_fraction: float = 0.02
+    gan_start: float = 0.8  # fraction of the budget spent on stage 1; 1.0 = reconstruction only
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     batch_size: int = 8
     crop: int = 256
     steps: int = 20_000
-    checkpoint_every: int = 1_000
-    validate_every: int = 1_000
+    time_budget_s: float | None = None
+    checkpoint_every: int = 500
+    pool_size: int = 1024  # degraded pairs kept in memory (see pipeline/train_data.PairPool)
+    pool_refresh: int = 2  # new pairs rendered per step, in the background, replacing the oldest
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gan_start <= 1.0:
+            raise ValueError(f"gan_start must be in [0, 1], got {self.gan_start}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time budget must be positive, got {self.time_budget_s} s")
 
 
 @dataclass(frozen=True)
@@ -103,12 +118,11 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class RestorationConfig:
-    preset: str = "base"
+    preset: str = "small"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,25 +166,37 @@ def tiny() -> RestorationConfig:
     """Seconds on a CPU: for tests, CI and smoke runs."""
     return RestorationConfig(
         preset="tiny",
-        generator=GeneratorConfig(
-            base_channels=8,
-            channel_mults=(1, 2),
-            num_res_blocks=1,
-            num_bottleneck_blocks=1,
-            task_embed_dim=16,
-        ),
+        generator=GeneratorConfig(widths=(8, 16), blocks=(1,), bottleneck_blocks=1),
         discriminator=DiscriminatorConfig(base_channels=8, num_layers=2, num_scales=2),
-        train=TrainConfig(batch_size=2, crop=64, steps=200, checkpoint_every=50, validate_every=50),
-        pipeline=PipelineConfig(tile=128, overlap=16, batch_size=4),
+        train=TrainConfig(
+            batch_size=2,
+            crop=64,
+            steps=200,
+            checkpoint_every=50,
+            warmup_steps=10,
+            pool_size=16,
+            ema_decay=0.9,
+        ),
     )
 
 
-def base() -> RestorationConfig:
-    """The default restoration model."""
-    return RestorationConfig(preset="base")
+def small() -> RestorationConfig:
+    """The default model, sized to train on a 2-core CPU: ~94 GFLOPs per megapixel, 3.0 M parameters."""
+    return RestorationConfig(preset="small")
 
 
-PRESETS = {"tiny": tiny, "base": base}
+def large() -> RestorationConfig:
+    """For GPUs (NAFNet-w32 class compute): ~480 GFLOPs per megapixel."""
+    return RestorationConfig(
+        preset="large",
+        generator=GeneratorConfig(widths=(64, 128, 256, 384), blocks=(1, 2, 2), bottleneck_blocks=4),
+        discriminator=DiscriminatorConfig(base_channels=64),
+        train=TrainConfig(batch_size=16, crop=256, pool_size=4096, pool_refresh=4, lr_generator=2e-4),
+    )
+
+
+PRESETS = {"tiny": tiny, "small": small, "large": large}
+DEFAULT_PRESET = "small"
 
 
 def preset(name: str) -> RestorationConfig:

@@ -354,15 +354,18 @@ def _scan(rng, sev: Severity, blur: float) -> list:
 
 
 def sample_plan(
-    rng: np.random.Generator, height: int, width: int, severity: str = "medium"
+    rng: np.random.Generator, height: int, width: int, severity: str = "medium", scale: float | None = None
 ) -> DegradationPlan:
-    """Draw a plan for a (height, width) image from ``PRESETS[severity]``. Touches no torch state."""
+    """Draw a plan for a (height, width) image from ``PRESETS[severity]``. Touches no torch state.
+
+    ``scale`` overrides the size of defects, blur and grain relative to a 512 px photo (default
+    min(H, W) / 512): a training crop can then carry the damage of a photo of any size."""
     if severity not in PRESETS:
         raise ValueError(f"unknown severity {severity!r}; choose one of {sorted(PRESETS)}")
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
     sev = PRESETS[severity]
-    s = min(height, width) / 512
+    s = min(height, width) / 512 if scale is None else scale
     blur = min(max(s, 0.5), 2.0)  # optics blur grows with resolution, but not in proportion on tiny crops
     ops = (
         _capture(rng, sev, blur)

@@ -5,23 +5,14 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from model.config import TASKS
 from model.degradations import image_to_tensor, tensor_to_image
 from model.generator import Generator
-
-
-def task_id(task: str) -> int:
-    try:
-        return TASKS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}") from None
 
 
 @torch.inference_mode()
 def restore_tensor(
     generator: Generator,
     degraded: torch.Tensor,
-    task: str = "restore",
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """degraded (B, 3, H, W) float in [0, 1] on the generator's device -> (restored (B, 3, H, W) in [0, 1],
@@ -30,21 +21,20 @@ def restore_tensor(
     with torch.autocast(
         device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
     ):
-        restored, mask_logits = generator(degraded * 2 - 1, task_id(task))
+        x = (degraded * 2 - 1).contiguous(memory_format=torch.channels_last)
+        restored, mask_logits = generator(x)
     restored = ((restored.float() + 1) / 2).clamp_(0, 1)
     return restored, torch.sigmoid(mask_logits.float())
 
 
-def restore_image(
-    generator: Generator, image: Image.Image, task: str = "restore"
-) -> tuple[Image.Image, Image.Image]:
+def restore_image(generator: Generator, image: Image.Image) -> tuple[Image.Image, Image.Image]:
     """Restore one PIL image of any mode. Returns (restored, defect mask "L" 0-255).
 
     Grayscale stays grayscale, alpha is carried over untouched, everything else comes back RGB.
     """
     device = next(generator.parameters()).device
     degraded = image_to_tensor(image).unsqueeze(0).to(device)  # (1, 3, H, W)
-    restored, mask = restore_tensor(generator, degraded, task)
+    restored, mask = restore_tensor(generator, degraded)
     out = tensor_to_image(restored[0].cpu())
     if image.mode in ("L", "LA", "I", "I;16", "1"):
         out = out.convert("L")

@@ -60,7 +60,12 @@ class DefectMaskLoss(nn.Module):
 
 
 class ReconstructionLoss(nn.Module):
-    """Plain L1 between restored and clean: keeps colours true and discourages invention."""
+    """Charbonnier, sqrt((restored - clean)^2 + eps^2): L1 away from zero (keeps colours true, discourages
+    invention), smooth at zero so the gradient does not flip sign on every pixel of an almost-right image."""
+
+    def __init__(self, eps: float = 1e-3):
+        super().__init__()
+        self.eps = eps
 
     def forward(self, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(restored, clean)
+        return torch.sqrt((restored - clean) ** 2 + self.eps**2).mean()

@@ -17,7 +17,7 @@ from PIL import Image
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.generator import Generator
 from model.inference import restore_tensor
-from model.metrics import psnr, ssim
+from model.metrics import hf_ratio, psnr, ssim
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 Restore = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W, 3) uint8
@@ -53,18 +53,23 @@ def build_val_set(
     return pairs
 
 
+PSNR_CAP = 99.0  # an output equal to its target has infinite PSNR; capped so means stay finite
+
+
 @dataclass(frozen=True)
 class Scores:
     psnr: float
     ssim: float
+    hf_ratio: float  # metrics.hf_ratio: fine detail kept, restored / clean
 
 
 def score(pairs: list[ValPair], restore: Restore | None = None) -> dict[str, Scores]:
     """Mean PSNR / SSIM per severity of ``restore(degraded)`` against clean (the degraded input if None)."""
-    by_severity: dict[str, list[tuple[float, float]]] = {}
+    by_severity: dict[str, list[tuple[float, float, float]]] = {}
     for pair in pairs:
         out = pair.degraded if restore is None else restore(pair.degraded)
-        by_severity.setdefault(pair.severity, []).append((psnr(out, pair.clean), ssim(out, pair.clean)))
+        scores = (min(psnr(out, pair.clean), PSNR_CAP), ssim(out, pair.clean), hf_ratio(out, pair.clean))
+        by_severity.setdefault(pair.severity, []).append(scores)
     return {k: Scores(*np.mean(np.array(v), axis=0).tolist()) for k, v in by_severity.items()}
 
 
@@ -95,7 +100,7 @@ def generator_restorer(generator: Generator, autocast_dtype: torch.dtype | None 
     def restore(pixels: np.ndarray) -> np.ndarray:
         # torch.tensor copies: arrays from PIL are read-only.
         x = torch.tensor(pixels).permute(2, 0, 1)[None].float().div(255).to(device)
-        restored, _ = restore_tensor(generator, x, "restore", autocast_dtype)
+        restored, _ = restore_tensor(generator, x, autocast_dtype)
         return _uint8(restored[0])
 
     return restore

@@ -259,14 +259,23 @@ def train(
     batch_size: int | None = typer.Option(None, help="Crops per worker per step."),
     crop: int | None = typer.Option(None, help="Training crop size in pixels."),
     checkpoint_every: int | None = typer.Option(None, help="Checkpoint and validate every K steps."),
-    lr_generator: float | None = typer.Option(None, help="Generator Adam learning rate."),
-    lr_discriminator: float | None = typer.Option(None, help="Discriminator Adam learning rate."),
+    time_budget: str | None = typer.Option(
+        None, help="Budget in training wall time (90s, 100m, 2h) instead of steps; the schedule follows it."
+    ),
+    gan_start: float | None = typer.Option(
+        None, help="Fraction of the budget for stage 1 (reconstruction) before the GAN stage; 1 = no GAN."
+    ),
+    lr_generator: float | None = typer.Option(None, help="Stage-1 generator AdamW peak learning rate."),
+    lr_discriminator: float | None = typer.Option(None, help="Stage-2 discriminator learning rate."),
     ema_decay: float | None = typer.Option(
         None, help="EMA decay of the exported generator (short runs: lower)."
     ),
-    preset: str = typer.Option("base", help="Model size preset: tiny or base."),
+    mixture: str | None = typer.Option(
+        None, help="Training degradations: blind (default) | light | medium | heavy."
+    ),
+    pool_size: int | None = typer.Option(None, help="Degraded training pairs kept in memory."),
+    preset: str = typer.Option("small", help="Model size preset: tiny, small (default) or large (GPU)."),
     resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
-    degrade_on: str = typer.Option("device", help="Where degradations run: device (in the loop) or cpu."),
     val_limit: int = typer.Option(8, help="Validation photos scored at each checkpoint."),
     seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
     ray_address: str | None = typer.Option(
@@ -275,15 +284,19 @@ def train(
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
+    from model.config import DegradationConfig
     from model.config import preset as get_preset
     from pipeline.storage import StorageOptions
-    from pipeline.train import TrainJob, train_gan
+    from pipeline.train import TrainJob, parse_duration, train_gan
 
     cfg = get_preset(preset).with_train(
-        steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every,
-        validate_every=checkpoint_every, seed=seed, lr_generator=lr_generator,
-        lr_discriminator=lr_discriminator, ema_decay=ema_decay,
+        steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every, seed=seed,
+        lr_generator=lr_generator, lr_discriminator=lr_discriminator, ema_decay=ema_decay,
+        time_budget_s=parse_duration(time_budget) if time_budget else None, gan_start=gan_start,
+        pool_size=pool_size,
     )  # fmt: skip
+    if mixture:
+        cfg = cfg.replace(degradation=DegradationConfig(mixture=mixture))
     job = TrainJob(
         data=data,
         val=str(val),
@@ -292,7 +305,6 @@ def train(
         workers=workers,
         gpu=gpu,
         resume=resume,
-        degrade_on=degrade_on,
         val_limit=val_limit,
         ray_address=ray_address,
         storage=StorageOptions(endpoint_url=endpoint_url),

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
-from model.config import PipelineConfig, base
+from model.config import PipelineConfig, small
 from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.generator import Generator
 from model.metrics import psnr, ssim
@@ -76,7 +76,7 @@ def demo_model(out_dir: Path) -> tuple[str, str]:
         return str(DEFAULT_CHECKPOINT), f"default model {DEFAULT_CHECKPOINT.name}"
     torch.manual_seed(0)
     path = out_dir / "untrained-base.safetensors"
-    save_generator(path, Generator(base().generator), base(), data="untrained")
+    save_generator(path, Generator(small().generator), small(), data="untrained")
     return str(path), "untrained base generator (no trained default model ships yet: output = input)"
 
 

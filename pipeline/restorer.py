@@ -76,7 +76,7 @@ class Restorer:
     def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.device.type == "cuda":
             tiles = tiles.contiguous(memory_format=torch.channels_last)
-        return restore_tensor(self.generator, tiles, self.task, self.autocast)
+        return restore_tensor(self.generator, tiles, self.autocast)
 
     def restore_pixels(self, pixels: np.ndarray, bit_depth: int = 8) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC holding values of ``bit_depth`` bits (8 or 16) -> (restored, same layout,

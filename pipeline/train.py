@@ -33,13 +33,15 @@ from ray.train.torch import TorchTrainer
 
 from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, save_generator
 from model.config import RestorationConfig
-from model.gan import RestorationGAN
+from model.gan import RestorationGAN, default_autocast, stage_of
 from model.validation import build_val_set, generator_restorer, grid, score
 from pipeline.manifest import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
-from pipeline.train_data import PairSampler, clean_dataset, worker_photos
+from pipeline.train_data import PairPool, clean_dataset, worker_photos
 
 TRAIN_FILE = "train.safetensors"
+SHIP_TOLERANCE_DB = 0.1
+VAL_SEVERITIES = ("light", "medium", "heavy")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class TrainJob:
     workers: int = 1
     gpu: bool = False
     resume: bool = False
-    degrade_on: str = "device"  # "device": degradations on the training device | "cpu": CPU prefetch thread
     val_limit: int | None = 8  # validation photos used during training (all: None)
     val_side: int = 256  # centre crop of each validation photo, bounding validation cost
     log_every: int = 10
@@ -67,8 +68,6 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     job = dataclasses.replace(
         job, data=_absolute(job.data), val=_absolute(job.val), output=_absolute(job.output)
     )
-    if job.degrade_on not in ("device", "cpu"):
-        raise ValueError(f"unknown --degrade-on {job.degrade_on!r}; choose device or cpu")
     started = storage.exists(storage.join(job.output, "config.json"))
     if started and not job.resume:
         raise ValueError(
@@ -106,6 +105,19 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '100m', '2h' or plain seconds -> seconds; anything else is a one-line error."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"cannot read time budget {text!r}; write it like 90s, 100m or 2h") from None
+    if seconds <= 0:
+        raise ValueError(f"time budget must be positive, got {text!r}")
+    return seconds
 
 
 def _cpus_per_worker(workers: int) -> int:
@@ -147,75 +159,141 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         torch.set_num_threads(loop_config["cpu_threads"])
     torch.manual_seed(cfg.train.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
     gan = RestorationGAN(
-        cfg,
-        device,
-        wrap=ray.train.torch.prepare_model,
-        autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
+        cfg, device, wrap=ray.train.torch.prepare_model, autocast_dtype=default_autocast(device)
     )
-    best_psnr, log = _resume(gan, storage, job)
+    state = _resume(gan, storage, job)
     photos = worker_photos(ray.train.get_dataset_shard("clean"), rank, world)
-    sampler_device = device if job.degrade_on == "device" else torch.device("cpu")
-    sampler = PairSampler(
-        photos, cfg.train.crop, cfg.degradation.severities, cfg.degradation.severity_weights,
-        cfg.train.seed, rank, sampler_device,
-    )  # fmt: skip
+    t = cfg.train
+    pool = PairPool(
+        photos, t.crop, cfg.degradation.mixture, t.seed, rank, t.pool_size, t.pool_refresh, device
+    )
     val_pairs = _val_pairs(job, storage) if rank == 0 else []
+    budget = Budget(t.steps, t.time_budget_s, state.elapsed_s)
 
-    while gan.step < cfg.train.steps:
+    while not budget.done(gan.step):
         started = time.perf_counter()
-        batch = sampler.batch(gan.step, cfg.train.batch_size)
-        batch.degraded, batch.clean, batch.defect_mask = (
-            t.to(device, non_blocking=True) for t in (batch.degraded, batch.clean, batch.defect_mask)
-        )
-        losses = gan.train_step(batch)
+        progress = _agreed(budget.progress(gan.step), world, device)
+        stage_before = stage_of(progress, t.gan_start)
+        batch = pool.batch(gan.step, t.batch_size)
+        losses = gan.train_step(batch, progress)
         seconds = time.perf_counter() - started
-        line = {
-            "step": gan.step,
-            **losses,
-            "step_s": seconds,
-            "images_per_s_per_worker": len(batch.clean) / seconds,
-        }
+        budget.spend(seconds)
+        line = {"step": gan.step, "progress": progress, **losses, "step_s": seconds,
+                "images_per_s_per_worker": len(batch.clean) / seconds}  # fmt: skip
         if rank == 0 and (gan.step % job.log_every == 0 or gan.step == 1):
-            log.append(line)
-        if gan.step % cfg.train.checkpoint_every and gan.step < cfg.train.steps:
+            state.log.append(line)
+        finished = _agreed(float(budget.done(gan.step)), world, device) > 0
+        stage_ends = finished or stage_of(budget.progress(gan.step), t.gan_start) != stage_before
+        if gan.step % t.checkpoint_every and not stage_ends:
             continue
+        checkpoint_started = time.perf_counter()
         metrics = {**line, "param_max_diff": _param_spread(gan, world)}
         checkpoint = None
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
                 metrics.update(_validate(gan, val_pairs, tmp))
-                if metrics["val_psnr"] > best_psnr:
-                    best_psnr = metrics["val_psnr"]
-                    _export(gan, storage, job, metrics)
-                log.append(metrics)
+                if stage_before == 1 and metrics["val_psnr"] > state.best_psnr:
+                    state.best_psnr = metrics["val_psnr"]
+                    _export(gan, storage, job, metrics, "model.safetensors")
+                if stage_ends:  # each stage's final EMA, then the shipped pick between them
+                    state.stages[str(stage_before)] = _val_summary(metrics)
+                    _export(gan, storage, job, metrics, f"stage{stage_before}.safetensors")
+                    if finished:
+                        metrics["shipped_stage"] = _ship(storage, job, state.stages)
+                state.log.append(metrics)
+                budget.spend(time.perf_counter() - checkpoint_started)
                 tensors, extras = gan.state_tensors()
-                extras.update(best_val_psnr=best_psnr, log=log)
+                extras.update(best_val_psnr=state.best_psnr, log=state.log, elapsed_s=budget.elapsed_s,
+                              stages=state.stages)  # fmt: skip
                 meta = CheckpointMeta(config=cfg, kind="training", step=gan.step, data=job.data, extra=extras)
                 save_checkpoint(os.path.join(tmp, TRAIN_FILE), tensors, meta)
-                storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(log))
+                storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(state.log))
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{gan.step:07d}")
+        if finished:
+            break
+
+
+class Budget:
+    """The run's budget: ``steps``, or ``seconds`` of training wall time (validation and checkpoints
+    included) when given. ``progress`` in [0, 1] drives the stage switch and the learning rates."""
+
+    def __init__(self, steps: int, seconds: float | None, elapsed_s: float = 0.0):
+        self.steps, self.seconds, self.elapsed_s = steps, seconds, elapsed_s
+
+    def spend(self, seconds: float) -> None:
+        self.elapsed_s += seconds
+
+    def progress(self, step: int) -> float:
+        if self.seconds is None:
+            return min(step / self.steps, 1.0)
+        return min(self.elapsed_s / self.seconds, 1.0)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def _agreed(value: float, world: int, device: torch.device) -> float:
+    """Rank 0's value on every rank: with a time budget each rank's clock differs, and all ranks must
+    switch stage and stop on the same step or DDP hangs."""
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+@dataclass
+class _RunState:
+    best_psnr: float = -math.inf
+    log: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> its final val summary
+
+
+def _val_summary(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if k in ("val_psnr", "val_ssim", "val_hf_ratio", "step")}
+
+
+def _ship(storage: Storage, job: TrainJob, stages: dict[str, dict[str, float]]) -> int:
+    """Copy the stage the validation supports to model.safetensors: stage 2 if it is within
+    SHIP_TOLERANCE_DB of stage 1's PSNR (the adversarial stage then bought texture without losing
+    fidelity), else stage 1. Returns the stage shipped."""
+    pick = 1
+    if "2" in stages and (
+        "1" not in stages or stages["2"]["val_psnr"] >= stages["1"]["val_psnr"] - SHIP_TOLERANCE_DB
+    ):
+        pick = 2
+    data = storage.read_bytes(storage.join(job.output, f"stage{pick}.safetensors"))
+    storage.write_bytes(storage.join(job.output, "model.safetensors"), data)
+    return pick
 
 
 def _val_pairs(job: TrainJob, storage: Storage):
     """The fixed validation set, from a local folder (present on the rank-0 node) or an s3:// prefix, which
     is copied to a temporary folder first so validation works on any node of a cluster."""
     if parse_uri(job.val).scheme != "s3":
-        return build_val_set(Path(job.val), seed=0, limit=job.val_limit, max_side=job.val_side)
+        return build_val_set(
+            Path(job.val), VAL_SEVERITIES, seed=0, limit=job.val_limit, max_side=job.val_side
+        )
     with tempfile.TemporaryDirectory(prefix="patina-val-") as tmp:
         storage.download_folder(job.val, tmp, IMAGE_EXTENSIONS)
-        return build_val_set(Path(tmp), seed=0, limit=job.val_limit, max_side=job.val_side)
+        return build_val_set(Path(tmp), VAL_SEVERITIES, seed=0, limit=job.val_limit, max_side=job.val_side)
 
 
-def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> tuple[float, list[dict[str, Any]]]:
+def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> _RunState:
     """Load the latest Ray Train checkpoint if there is one (worker restart or --resume)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return -math.inf, []
+        return _RunState()
     with checkpoint.as_directory() as folder:
         tensors, meta = load_checkpoint(os.path.join(folder, TRAIN_FILE))
     gan.load_state_tensors({k: v.to(gan.device) for k, v in tensors.items()}, meta.extra)
-    return float(meta.extra["best_val_psnr"]), list(meta.extra.get("log", []))
+    extra = meta.extra
+    return _RunState(
+        float(extra["best_val_psnr"]), list(extra.get("log", [])), float(extra.get("elapsed_s", 0.0)),
+        dict(extra.get("stages", {})),
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -234,15 +312,19 @@ def _validate(gan: RestorationGAN, pairs, folder: str) -> dict[str, float]:
         metrics[f"val_{severity}_psnr_degraded"] = degraded[severity].psnr
         metrics[f"val_{severity}_ssim_degraded"] = degraded[severity].ssim
     metrics["val_psnr"] = float(np.mean([s.psnr for s in model.values()]))
+    metrics["val_ssim"] = float(np.mean([s.ssim for s in model.values()]))
+    metrics["val_hf_ratio"] = float(np.mean([s.hf_ratio for s in model.values()]))
     return metrics
 
 
-def _export(gan: RestorationGAN, storage: Storage, job: TrainJob, metrics: dict[str, float]) -> None:
+def _export(
+    gan: RestorationGAN, storage: Storage, job: TrainJob, metrics: dict[str, float], name: str
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.safetensors")
+        path = os.path.join(tmp, name)
         val = {k: float(v) for k, v in metrics.items() if k.startswith("val_")}
         save_generator(path, gan.ema, job.config, step=gan.step, data=job.data, metrics=val)
-        storage.write_file(storage.join(job.output, "model.safetensors"), path)
+        storage.write_file(storage.join(job.output, name), path)
 
 
 def _param_spread(gan: RestorationGAN, world: int) -> float:

@@ -4,7 +4,7 @@ the fly inside each training worker, deterministic for a seed.
 Ray Data fetches and decodes the clean manifest (S3 or local) in parallel; each worker keeps the photos whose
 row index falls to its rank (index % world_size == rank), so the shard a worker trains on depends only on
 the manifest and the worker count, never on scheduling. Every training pair is drawn from
-``numpy.random.default_rng([seed, rank, step, i])``: the same seed gives the same pairs.
+``numpy.random.default_rng([seed, rank, pair number])``: the same seed gives the same pairs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pyarrow as pa
 import ray
 import torch
 
-from model.degradations import apply_plan, sample_plan
+from model.degradations import apply_plan
 from model.gan import Batch
+from model.mixture import sample_training_plan
 from pipeline.manifest import IMAGE_EXTENSIONS, read_manifest
 from pipeline.stages import decode, fetch
 from pipeline.storage import Storage
@@ -69,44 +70,88 @@ def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
     return [photos[i] for i in sorted(photos)]
 
 
-class PairSampler:
-    """Draws batches of (degraded, clean, mask) crops from in-memory photos.
+class PairPool:
+    """Training batches drawn from a pool of degraded pairs that is refreshed in the background.
 
-    ``device``: where degradations run (the GPU inside the loop, or the CPU). On CPU the next batch is
-    prepared in a background thread while the current step trains.
+    Rendering a degraded pair costs more CPU than a training step spends on it, so on a 2-core box pairs
+    rendered on the fly starve the model (Real-ESRGAN keeps a pool for a related reason). The pool holds
+    ``size`` pairs as uint8 crops; every step ``refresh`` new pairs replace the oldest, rendered in a thread
+    while the step trains; a batch is ``batch_size`` pool entries, each in one of the 8 flips/rotations.
+
+    Deterministic and resumable: pair number g is drawn from ``default_rng([seed, rank, g])`` and lives in
+    slot ``g % size``; before step s the pool holds, in each slot, the newest pair with g < size + s * refresh.
+    So the pool at any step can be rebuilt from the step alone, and a resumed run sees the same batches.
     """
 
     def __init__(
         self,
         photos: list[np.ndarray],
         crop: int,
-        severities: tuple[str, ...],
-        weights: tuple[float, ...],
+        mixture: str,
         seed: int,
         rank: int,
-        device: torch.device,
+        size: int,
+        refresh: int,
+        device: torch.device | None = None,
     ):
-        self.photos, self.crop, self.seed, self.rank, self.device = photos, crop, seed, rank, device
-        self.severities, self.weights = severities, np.asarray(weights) / np.sum(weights)
-        self._pool = ThreadPoolExecutor(1) if device.type == "cpu" else None
-        self._next: tuple[int, int, Future[Batch]] | None = None
+        if size < 1 or refresh < 0:
+            raise ValueError(f"pool size must be >= 1 and refresh >= 0, got {size} and {refresh}")
+        self.photos, self.crop, self.mixture = photos, crop, mixture
+        self.seed, self.rank, self.size, self.refresh = seed, rank, size, refresh
+        self.device = device or torch.device("cpu")
+        self.degraded = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
+        self.clean = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
+        self.mask = torch.empty(size, 1, crop, crop, dtype=torch.uint8)
+        self._step: int | None = None  # pool content is that of the start of this step
+        self._thread = ThreadPoolExecutor(1)
+        self._pending: tuple[int, Future[list]] | None = None
 
     def batch(self, step: int, batch_size: int) -> Batch:
-        """The batch for ``step``: images (B, 3, crop, crop) in [-1, 1], masks (B, 1, crop, crop), on
-        ``device``."""
-        if self._pool is None:
-            return self._make(step, batch_size)
-        future = self._next[2] if self._next and self._next[:2] == (step, batch_size) else None
-        current = future.result() if future else self._make(step, batch_size)
-        self._next = (step + 1, batch_size, self._pool.submit(self._make, step + 1, batch_size))
-        return current
-
-    def _make(self, step: int, batch_size: int) -> Batch:
-        triples = [
-            self._pair(np.random.default_rng([self.seed, self.rank, step, i])) for i in range(batch_size)
-        ]
-        degraded, clean, mask = (torch.stack(t) for t in zip(*triples, strict=True))
+        """The batch for ``step``: images (B, 3, crop, crop) in [-1, 1], masks (B, 1, crop, crop), on the
+        pool's device."""
+        self._advance_to(step)
+        rng = np.random.default_rng([self.seed, self.rank, step, 1 << 30])
+        index = torch.from_numpy(rng.integers(self.size, size=batch_size))
+        turns, flips = rng.integers(4, size=batch_size), rng.random(batch_size) < 0.5
+        tensors = []
+        for source in (self.degraded, self.clean, self.mask):
+            picked = source[index].to(self.device)
+            for i in range(batch_size):
+                item = picked[i].rot90(int(turns[i]), (1, 2))
+                picked[i] = item.flip(2) if flips[i] else item
+            tensors.append(picked.float() / 255)
+        degraded, clean, mask = tensors
+        # Start rendering the pairs this step adds while the step trains.
+        self._pending = (step, self._thread.submit(self._render, self._new_ids(step)))
         return Batch(degraded * 2 - 1, clean * 2 - 1, mask)
+
+    def _new_ids(self, step: int) -> range:
+        start = self.size + step * self.refresh
+        return range(start, start + self.refresh)
+
+    def _advance_to(self, step: int) -> None:
+        if self._step == step:
+            return
+        if (
+            self._step is not None
+            and step == self._step + 1
+            and self._pending
+            and self._pending[0] == self._step
+        ):
+            self._store(self._new_ids(self._step), self._pending[1].result())
+        else:  # first batch, or a jump (resume): rebuild the pool as it stands at ``step``
+            newest = self.size + step * self.refresh
+            ids = [max(g for g in range(slot, newest, self.size)) for slot in range(self.size)]
+            self._store(ids, self._render(ids))
+        self._pending, self._step = None, step
+
+    def _store(self, ids, pairs: list) -> None:
+        for g, (degraded, clean, mask) in zip(ids, pairs, strict=True):
+            slot = g % self.size
+            self.degraded[slot], self.clean[slot], self.mask[slot] = degraded, clean, mask
+
+    def _render(self, ids) -> list:
+        return [self._pair(np.random.default_rng([self.seed, self.rank, g])) for g in ids]
 
     def _pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         photo = self.photos[rng.integers(len(self.photos))]
@@ -116,8 +161,6 @@ class PairSampler:
         patch = photo[top : top + c, left : left + c]
         if patch.shape[:2] != (c, c):  # photo smaller than the crop: reflect-pad up to it
             patch = np.pad(patch, ((0, c - patch.shape[0]), (0, c - patch.shape[1]), (0, 0)), mode="reflect")
-        if rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        clean = torch.from_numpy(np.ascontiguousarray(patch)).to(self.device).permute(2, 0, 1).float() / 255
-        severity = self.severities[rng.choice(len(self.severities), p=self.weights)]
-        return apply_plan(clean, sample_plan(rng, c, c, severity))  # (3,c,c), (3,c,c), (1,c,c)
+        clean = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float() / 255
+        degraded, target, mask = apply_plan(clean, sample_training_plan(rng, c, c, self.mixture))
+        return tuple((t * 255).round().to(torch.uint8) for t in (degraded, target, mask))
