@@ -18,7 +18,7 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-from model.degradations import PRESETS, apply_plan, sample_plan
+from model.degradation.engine import PRESETS, apply_plan, sample_plan
 
 
 def _photo(size: int, device: str) -> torch.Tensor:

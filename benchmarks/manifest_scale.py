@@ -69,7 +69,6 @@ def write_done_parts(manifest: pa.Table, prefix: str, done: int, parts: int) -> 
                 "input_etag": rows["etag"],
                 "output_sha256": pa.array(["ab" * 32] * n),
                 "model_id": pa.array(["patina-base@1"] * n),
-                "task": pa.array(["restore"] * n),
                 "elapsed_ms": pa.array(np.full(n, 850.0)),
                 "defect_coverage": pa.array(np.full(n, 0.03, dtype=np.float32)),
             }

@@ -22,9 +22,10 @@ import torch
 from PIL import Image, ImageOps
 
 from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
-from model.config import PipelineConfig, preset
-from model.generator import Generator
-from model.inference import restore_tensor
+from model.restoration.config import preset
+from model.restoration.generator import Generator
+from model.restoration.inference import restore_tensor
+from pipeline.config import PipelineConfig
 from pipeline.manifest import build_manifest
 from pipeline.restorer import Restorer
 from pipeline.run import RestoreJob, restore_archive

@@ -17,8 +17,8 @@ import numpy as np
 import skimage.data
 import torch
 
-from model.config import preset
-from model.gan import RestorationGAN, default_autocast
+from model.restoration.config import preset
+from model.restoration.gan import RestorationGAN, default_autocast
 from pipeline.train_data import PairPool
 
 

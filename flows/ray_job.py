@@ -32,7 +32,7 @@ def restore_command(job: RestoreJob) -> list[str]:
     """The `patina restore` command line the cluster runs, joining the cluster it runs on."""
     cfg = job.pipeline
     argv = ["patina", "restore", "--manifest", job.manifest, "--output", job.output, "--model", job.model,
-            "--task", job.task, "--batch-size", str(cfg.batch_size), "--tile", str(cfg.tile),
+            "--batch-size", str(cfg.batch_size), "--tile", str(cfg.tile),
             "--overlap", str(cfg.overlap), "--tiles-per-batch", str(cfg.tiles_per_batch),
             "--format", cfg.output_format, "--max-pixels", str(cfg.max_pixels),
             "--flush-rows", str(job.flush_rows), "--ray-address", "auto"]  # fmt: skip

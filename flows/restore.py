@@ -28,7 +28,7 @@ from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
 from model.checkpoints import DEFAULT_CHECKPOINT
-from model.config import PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.manifest import plan_remaining, read_manifest
 from pipeline.run import Progress, RestoreJob, RunSummary, check_output_prefix, restore_archive
 from pipeline.storage import Storage, StorageOptions
@@ -76,7 +76,6 @@ def restore_archive_flow(
     manifest: str,
     output: str,
     model: str | None = None,
-    task: str = "restore",
     ray_address: str | None = None,
     batch_size: int = 8,
     tiles_per_batch: int = 8,
@@ -96,7 +95,6 @@ def restore_archive_flow(
         manifest=manifest,
         output=output,
         model=model or str(DEFAULT_CHECKPOINT),
-        task=task,
         pipeline=PipelineConfig(
             batch_size=batch_size,
             tiles_per_batch=tiles_per_batch,

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from flows.retry import infrastructure_error
-from model.config import preset as get_preset
+from model.restoration.config import preset as get_preset
 from pipeline.registry import Decision, decide
 from pipeline.storage import Storage, StorageOptions
 from pipeline.train import TrainJob, train_gan

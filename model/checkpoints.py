@@ -1,5 +1,7 @@
-"""Checkpoints: one safetensors file whose header carries JSON metadata (config, step, data, metrics,
-package version). Loading rebuilds the model from that metadata and never unpickles anything.
+"""Checkpoints: one safetensors file whose header carries JSON metadata (family, config, step, data,
+metrics, package version). Loading rebuilds the model from that metadata through the family map
+(model/families.py) and never unpickles anything. ``load_generator`` is the one way every caller loads a
+model, from a local path or any storage that can ``read_bytes`` (s3:// through pipeline.storage).
 
 A single self-describing file is easy to copy between disk, S3 and a model registry without a sidecar
 going missing.
@@ -15,22 +17,27 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+from torch import nn
 
-from model.config import RestorationConfig
-from model.generator import Generator
+from model.families import family
+from model.restoration.config import RestorationConfig
 
-# The shipped default model (see docs/MODEL.md); absent until one has been trained and exported.
-DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-base.safetensors"
+# The shipped default model (see docs/MODEL.md).
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-restoration-small.safetensors"
 
 FORMAT = "patina-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records the model family; version-1 files are all restoration checkpoints
 _META_KEY = "patina"
+
+
+class Storage(Protocol):
+    def read_bytes(self, uri: str) -> bytes: ...
 
 
 class CheckpointError(Exception):
@@ -40,6 +47,7 @@ class CheckpointError(Exception):
 @dataclass(frozen=True)
 class CheckpointMeta:
     config: RestorationConfig
+    family: str = "restoration"
     kind: str = "generator"  # "generator" (inference) | "training" (G, D, EMA, optimizers)
     step: int = 0
     data: str = ""  # what it was trained on, in words
@@ -52,6 +60,7 @@ class CheckpointMeta:
             {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
+                "family": self.family,
                 "kind": self.kind,
                 "step": self.step,
                 "data": self.data,
@@ -73,8 +82,11 @@ class CheckpointMeta:
                 raise CheckpointError(
                     f"{name}: written by a newer patina (format {raw['format_version']}); upgrade patina"
                 )
+            name_of_family = raw.get("family", "restoration")
+            _refuse_retired(raw["config"], name)
             return cls(
-                config=RestorationConfig.from_dict(raw["config"]),
+                config=family(name_of_family).config_from_dict(raw["config"]),
+                family=name_of_family,
                 kind=raw["kind"],
                 step=int(raw["step"]),
                 data=raw.get("data", ""),
@@ -86,6 +98,17 @@ class CheckpointMeta:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{name}: checkpoint metadata is invalid ({exc})") from None
+
+
+def _refuse_retired(config: dict[str, Any], name: str) -> None:
+    """Checkpoints of the first generator (FiLM U-Net at full resolution, preset ``base``) cannot be rebuilt
+    by this patina: say what the file is instead of a confusing config error."""
+    if "channel_mults" in config.get("generator", {}):
+        raise CheckpointError(
+            f"{name}: a checkpoint of the retired full-resolution FiLM U-Net (preset "
+            f"{config.get('preset', '?')!r}, patina <= 0.1); this patina cannot load it: use the default "
+            "model or retrain with `patina train`"
+        )
 
 
 def package_version() -> str:
@@ -150,23 +173,26 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
 
 def save_generator(
     path: str | Path,
-    generator: Generator,
+    generator: nn.Module,
     config: RestorationConfig,
     *,
     step: int = 0,
     data: str = "",
     metrics: dict[str, float] | None = None,
+    family_name: str = "restoration",
 ) -> None:
-    """Save an inference checkpoint: generator weights plus the config that rebuilds it."""
-    meta = CheckpointMeta(config=config, kind="generator", step=step, data=data, metrics=dict(metrics or {}))
+    """Save an inference checkpoint: generator weights plus the family and config that rebuild it."""
+    meta = CheckpointMeta(
+        config=config, family=family_name, kind="generator", step=step, data=data, metrics=dict(metrics or {})
+    )
     save_checkpoint(path, generator.state_dict(), meta)
 
 
 def generator_from_tensors(
     tensors: dict[str, torch.Tensor], meta: CheckpointMeta, name: str, device: str | torch.device = "cpu"
-) -> Generator:
+) -> nn.Module:
     """Rebuild the generator described by ``meta`` and load its weights (strict: every key must match)."""
-    generator = Generator(meta.config.generator)
+    generator = family(meta.family).build_generator(meta.config)
     try:
         generator.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -175,12 +201,27 @@ def generator_from_tensors(
     return generator.to(device).eval()
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, CheckpointMeta]:
-    """Load an inference checkpoint written by :func:`save_generator`; the model is in eval mode."""
-    tensors, meta = load_checkpoint(path)
+def load_generator(
+    uri: str | Path, storage: Storage | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CheckpointMeta, str]:
+    """The one loader: an inference checkpoint from a local path, or from ``storage.read_bytes`` (s3:// and
+    local through pipeline.storage.Storage). Returns (generator in eval mode, metadata, model id)."""
+    name = str(uri)
+    if storage is not None:
+        data = storage.read_bytes(name)
+    else:
+        try:
+            data = Path(uri).read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"{name}: checkpoint not found") from None
+        except IsADirectoryError:
+            raise CheckpointError(
+                f"{name}: is a directory, expected a .safetensors checkpoint file"
+            ) from None
+    tensors, meta = decode_checkpoint(data, name)
     if meta.kind != "generator":
-        raise CheckpointError(f"{path}: is a {meta.kind} checkpoint; export a generator from it first")
-    return generator_from_tensors(tensors, meta, str(path), device), meta
+        raise CheckpointError(f"{name}: is a {meta.kind} checkpoint; export a generator from it first")
+    return generator_from_tensors(tensors, meta, name, device), meta, checkpoint_id(data, meta)
 
 
 def _read_header(data: bytes, name: str) -> dict[str, Any]:

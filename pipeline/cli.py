@@ -60,8 +60,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @user_errors
 def model_info(preset: str = typer.Option("base", help="Model size preset: tiny or base.")) -> None:
     """Print parameters and GFLOPs per megapixel of the generator and discriminator."""
-    from model.config import preset as get_preset
-    from model.info import describe
+    from model.restoration.config import preset as get_preset
+    from model.restoration.info import describe
 
     table = Table(title=f"patina model preset '{preset}'")
     for column in ("network", "parameters", "GFLOPs / megapixel"):
@@ -83,7 +83,7 @@ def model_evaluate(
     """Mean PSNR / SSIM on a fixed degraded copy of VAL (medium, heavy): degraded input, classical baseline
     and the model, side by side."""
     from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
-    from model.validation import evaluate
+    from model.restoration.validation import evaluate
 
     generator, meta = load_generator(model or str(DEFAULT_CHECKPOINT))
     results = evaluate(val, generator, baseline=baseline, seed=seed, limit=limit)
@@ -194,7 +194,6 @@ def restore(
         ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
     ),
     model: str | None = typer.Option(None, help="Checkpoint (.safetensors); default: the shipped model."),
-    task: str = typer.Option("restore", help="restore | retro"),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
@@ -211,7 +210,7 @@ def restore(
 ) -> None:
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
     from model.checkpoints import DEFAULT_CHECKPOINT
-    from model.config import PipelineConfig
+    from pipeline.config import PipelineConfig
     from pipeline.progress import progress_reporter
     from pipeline.run import RestoreJob, restore_archive
     from pipeline.storage import StorageOptions
@@ -220,7 +219,6 @@ def restore(
         manifest=manifest,
         output=output,
         model=model or str(DEFAULT_CHECKPOINT),
-        task=task,
         pipeline=PipelineConfig(
             tile=tile,
             overlap=overlap,
@@ -284,8 +282,8 @@ def train(
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
-    from model.config import DegradationConfig
-    from model.config import preset as get_preset
+    from model.restoration.config import DegradationConfig
+    from model.restoration.config import preset as get_preset
     from pipeline.storage import StorageOptions
     from pipeline.train import TrainJob, parse_duration, train_gan
 

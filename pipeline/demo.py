@@ -22,10 +22,11 @@ import torch
 from PIL import Image
 
 from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
-from model.config import PipelineConfig, small
-from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
-from model.generator import Generator
+from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.metrics import psnr, ssim
+from model.restoration.config import small
+from model.restoration.generator import Generator
+from pipeline.config import PipelineConfig
 from pipeline.gallery import write_gallery
 from pipeline.run import RestoreJob, RunSummary, restore_archive
 

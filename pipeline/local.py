@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from model.baseline import restore_classical
-from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.metrics import mask_iou, psnr, ssim
+from model.restoration.baseline import restore_classical
 from pipeline.manifest import IMAGE_EXTENSIONS
 
 

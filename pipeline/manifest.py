@@ -67,7 +67,6 @@ RESULT_SCHEMA = pa.schema(
         ("input_etag", pa.string()),
         ("output_sha256", pa.string()),
         ("model_id", pa.string()),
-        ("task", pa.string()),
         ("elapsed_ms", pa.float64()),
         ("defect_coverage", pa.float32()),
     ]

@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from model.checkpoints import checkpoint_id, decode_checkpoint, load_generator
-from model.validation import Scores, evaluate
+from model.checkpoints import load_generator
+from model.restoration.validation import Scores, evaluate
 from pipeline.manifest import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, parse_uri
 
 LATEST_MODEL = "latest.safetensors"
 LATEST_INFO = "latest.json"
+# Promotion compares mean PSNR over the degraded sets; the clean set's near-infinite PSNR would swamp it.
+PROMOTION_SETS = ("light", "medium", "heavy", "published")
 
 
 @dataclass(frozen=True)
@@ -56,18 +58,15 @@ def score_model(
 ) -> tuple[str, dict[str, dict[str, Scores]]]:  # fmt: skip
     """(model id, ``{"degraded" | "baseline" | "model": {severity: Scores}}``) of a checkpoint (S3 or disk) on
     the clean photos in ``val`` (a folder or an s3:// prefix), centre-cropped to ``max_side`` if given."""
-    data = storage.read_bytes(uri)
-    model_id = checkpoint_id(data, decode_checkpoint(data, uri)[1])
+    generator, _, model_id = load_generator(uri, storage)
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "model.safetensors"
-        local.write_bytes(data)
-        generator, _ = load_generator(local)
         folder = Path(val)
         if parse_uri(val).scheme == "s3":
             folder = Path(tmp) / "val"
             folder.mkdir()
             storage.download_folder(val, str(folder), IMAGE_EXTENSIONS)
-        return model_id, evaluate(folder, generator, baseline=baseline, limit=limit, max_side=max_side)
+        scores = evaluate(folder, generator, baseline, limit=limit, max_side=max_side, sets=PROMOTION_SETS)
+        return model_id, scores
 
 
 def current_model(registry: str, storage: Storage) -> str | None:

@@ -11,14 +11,8 @@ import time
 import numpy as np
 import torch
 
-from model.checkpoints import (
-    DEFAULT_CHECKPOINT,
-    CheckpointError,
-    checkpoint_id,
-    decode_checkpoint,
-    generator_from_tensors,
-)
-from model.inference import restore_tensor
+from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
+from model.restoration.inference import restore_tensor
 from pipeline.storage import Storage
 from pipeline.tiling import restore_tiled
 
@@ -44,7 +38,6 @@ class Restorer:
         self,
         checkpoint: str = str(DEFAULT_CHECKPOINT),
         storage: Storage | None = None,
-        task: str = "restore",
         tile: int = 512,
         overlap: int = 32,
         tiles_per_batch: int = 8,
@@ -57,21 +50,18 @@ class Restorer:
             # Ray pins an actor to one thread per reserved CPU; on CPU-only machines the model is the
             # bottleneck and fetch/decode/encode are light, so each actor takes its share of all cores.
             torch.set_num_threads(cpu_threads)
-        data = (storage or Storage()).read_bytes(checkpoint)
-        tensors, meta = decode_checkpoint(data, checkpoint)
-        self.model_id = checkpoint_id(data, meta)
+        generator, _, self.model_id = load_generator(checkpoint, storage or Storage(), self.device)
         if expected_id and self.model_id != expected_id:
             # A file replaced mid-run (a registry's latest promoted): results would name the wrong model.
             raise CheckpointError(
                 f"{checkpoint}: changed since the run started ({expected_id} -> {self.model_id}); "
                 "point --model at an immutable copy (a registry's versions/<id>.safetensors)"
             )
-        generator = generator_from_tensors(tensors, meta, checkpoint, self.device)
         if self.device.type == "cuda":
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
         self.autocast = torch.bfloat16 if self.device.type == "cuda" else None
-        self.task, self.tile, self.overlap, self.tiles_per_batch = task, tile, overlap, tiles_per_batch
+        self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
 
     def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.device.type == "cuda":

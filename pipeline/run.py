@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import ray
 
 from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint
-from model.config import PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.manifest import (
     RESULT_SCHEMA,
     finalize_results,
@@ -41,7 +41,6 @@ class RestoreJob:
     manifest: str
     output: str
     model: str = str(DEFAULT_CHECKPOINT)
-    task: str = "restore"
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     storage: StorageOptions = field(default_factory=StorageOptions)
     ray_address: str | None = None  # None: start Ray locally in-process
@@ -115,7 +114,6 @@ def build_dataset(
         fn_constructor_kwargs={
             "checkpoint": job.model,
             "storage": storage,
-            "task": job.task,
             "tile": cfg.tile,
             "overlap": cfg.overlap,
             "tiles_per_batch": cfg.tiles_per_batch,
@@ -134,7 +132,6 @@ def build_dataset(
             "output_format": cfg.output_format,
             "storage": storage,
             "model_id": model_id,
-            "task": job.task,
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",

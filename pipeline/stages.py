@@ -170,7 +170,7 @@ def output_uri(input_uri: str, output_prefix: str, input_format: str, output_for
 
 
 def encode_and_write(
-    batch: Batch, output_prefix: str, output_format: str, storage: Storage, model_id: str, task: str
+    batch: Batch, output_prefix: str, output_format: str, storage: Storage, model_id: str
 ) -> Batch:
     """Encode each ok row's ``restored`` pixels (decode's layout, read by ``bit_depth``) and write them
     atomically to output_uri(...); return exactly the RESULT_SCHEMA columns, in its order.
@@ -220,7 +220,6 @@ def encode_and_write(
         "input_etag": batch["input_etag"],
         "output_sha256": _objects([sha for _, _, sha, _ in results]),
         "model_id": _objects([model_id] * n),
-        "task": _objects([task] * n),
         "elapsed_ms": batch["elapsed_ms"] + batch["restore_ms"] + np.array([ms for *_, ms in results]),
         "defect_coverage": np.where(ok, batch["defect_coverage"], 0).astype(np.float32),
     }

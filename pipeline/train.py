@@ -32,9 +32,9 @@ from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, R
 from ray.train.torch import TorchTrainer
 
 from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, save_generator
-from model.config import RestorationConfig
-from model.gan import RestorationGAN, default_autocast, stage_of
-from model.validation import build_val_set, generator_restorer, grid, score
+from model.restoration.config import RestorationConfig
+from model.restoration.gan import RestorationGAN, default_autocast, stage_of
+from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.manifest import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.train_data import PairPool, clean_dataset, worker_photos

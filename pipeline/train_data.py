@@ -16,9 +16,9 @@ import pyarrow as pa
 import ray
 import torch
 
-from model.degradations import apply_plan
-from model.gan import Batch
-from model.mixture import sample_training_plan
+from model.degradation.engine import apply_plan
+from model.degradation.mixture import sample_training_plan
+from model.restoration.gan import Batch
 from pipeline.manifest import IMAGE_EXTENSIONS, read_manifest
 from pipeline.stages import decode, fetch
 from pipeline.storage import Storage
@@ -79,8 +79,9 @@ class PairPool:
     while the step trains; a batch is ``batch_size`` pool entries, each in one of the 8 flips/rotations.
 
     Deterministic and resumable: pair number g is drawn from ``default_rng([seed, rank, g])`` and lives in
-    slot ``g % size``; before step s the pool holds, in each slot, the newest pair with g < size + s * refresh.
-    So the pool at any step can be rebuilt from the step alone, and a resumed run sees the same batches.
+    slot ``g % size``; before step s the pool holds, in each slot, the newest pair with
+    g < size + s * refresh. So the pool at any step can be rebuilt from the step alone, and a resumed run
+    sees the same batches.
     """
 
     def __init__(

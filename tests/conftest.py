@@ -20,8 +20,8 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from model.checkpoints import save_generator
-from model.config import tiny
-from model.generator import Generator
+from model.restoration.config import tiny
+from model.restoration.generator import Generator
 from pipeline.storage import Storage, StorageOptions
 
 

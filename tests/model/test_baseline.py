@@ -4,9 +4,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from model.baseline import BaselineConfig, defect_mask_classical, restore_classical
-from model.degradations import degrade, image_to_tensor, tensor_to_image
+from model.degradation.engine import degrade, image_to_tensor, tensor_to_image
 from model.metrics import psnr, ssim
+from model.restoration.baseline import BaselineConfig, defect_mask_classical, restore_classical
 
 
 def _photo(name: str, size: int = 256) -> np.ndarray:

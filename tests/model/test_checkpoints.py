@@ -12,8 +12,8 @@ from model.checkpoints import (
     save_checkpoint,
     save_generator,
 )
-from model.config import GeneratorConfig, tiny
-from model.generator import Generator
+from model.restoration.config import GeneratorConfig, tiny
+from model.restoration.generator import Generator
 
 
 def _trained_generator() -> Generator:
@@ -28,7 +28,8 @@ def test_round_trip_bit_identical(tmp_path):
     generator = _trained_generator()
     path = tmp_path / "g.safetensors"
     save_generator(path, generator, tiny(), step=123, data="astronaut", metrics={"psnr": 27.5})
-    loaded, meta = load_generator(path)
+    loaded, meta, model_id = load_generator(path)
+    assert meta.family == "restoration" and model_id.startswith("tiny-step123-")
     assert meta.step == 123 and meta.data == "astronaut" and meta.metrics == {"psnr": 27.5}
     assert meta.config == tiny() and meta.version
     x = torch.rand(1, 3, 97, 131) * 2 - 1
@@ -73,7 +74,7 @@ def test_corrupt(tmp_path):
 
 def test_mismatched_weights_and_config(tmp_path):
     # Weights of one architecture saved under the config of another.
-    other = tiny().replace(generator=GeneratorConfig(base_channels=16, channel_mults=(1, 2)))
+    other = tiny().replace(generator=GeneratorConfig(widths=(16, 32), blocks=(1,)))
     path = tmp_path / "g.safetensors"
     save_checkpoint(path, _trained_generator().state_dict(), CheckpointMeta(config=other))
     _assert_one_line_error(path, "do not match")
@@ -94,3 +95,52 @@ def test_training_checkpoint_is_not_a_generator(tmp_path):
     _assert_one_line_error(path, "training checkpoint")
     tensors, meta = load_checkpoint(path)
     assert meta.kind == "training" and torch.equal(tensors["x"], torch.zeros(1))
+
+
+def _with_metadata(path, edit) -> None:
+    """Rewrite a saved checkpoint's patina metadata through ``edit(dict)``."""
+    from safetensors.torch import load_file, save_file
+
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(json.loads(data[8 : 8 + length])["__metadata__"]["patina"])
+    edit(meta)
+    save_file(load_file(path), path, metadata={"patina": json.dumps(meta)})
+
+
+def test_checkpoint_of_the_retired_generator_is_named(tmp_path):
+    # What patina <= 0.1 wrote for its FiLM U-Net: format 1, no family, a generator config with
+    # base_channels / channel_mults.
+    path = tmp_path / "patina-base.safetensors"
+    save_generator(path, _trained_generator(), tiny())
+
+    def old(meta):
+        meta.update(format_version=1, config={**meta["config"], "preset": "base"})
+        del meta["family"]
+        meta["config"]["generator"] = {"base_channels": 32, "channel_mults": [1, 2, 4, 4], "num_res_blocks": 2}
+
+    _with_metadata(path, old)
+    _assert_one_line_error(path, "retired full-resolution FiLM U-Net \\(preset 'base'")
+
+
+def test_unknown_family_is_refused_and_format_1_means_restoration(tmp_path):
+    path = tmp_path / "g.safetensors"
+    save_generator(path, _trained_generator(), tiny())
+    _with_metadata(path, lambda meta: meta.update(family="retro"))
+    _assert_one_line_error(path, "unknown model family 'retro'")
+
+    def format_1(meta):
+        meta.update(format_version=1)
+        del meta["family"]
+
+    _with_metadata(path, format_1)
+    assert load_generator(path)[1].family == "restoration"
+
+
+def test_load_generator_reads_through_storage_from_s3(s3_server, bucket, tmp_path):
+    path = tmp_path / "g.safetensors"
+    save_generator(path, _trained_generator(), tiny(), step=7)
+    storage = s3_server.storage()
+    storage.write_file(f"s3://{bucket}/models/g.safetensors", str(path))
+    generator, meta, model_id = load_generator(f"s3://{bucket}/models/g.safetensors", storage)
+    assert meta.step == 7 and model_id == load_generator(path)[2] and not generator.training

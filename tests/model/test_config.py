@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from model.config import PRESETS, RestorationConfig, preset
+from model.restoration.config import PRESETS, RestorationConfig, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -22,12 +22,23 @@ def test_unknown_preset_and_field():
 
 def test_frozen():
     with pytest.raises(AttributeError):
-        preset("base").generator.base_channels = 3
+        preset("small").generator.widths = (3,)
 
 
 def test_with_train_overrides_only_what_is_given():
-    from model.config import base
+    from model.restoration.config import small
 
-    cfg = base().with_train(steps=7, crop=None, lr_generator=3e-4)
+    cfg = small().with_train(steps=7, crop=None, lr_generator=3e-4)
     assert (cfg.train.steps, cfg.train.lr_generator) == (7, 3e-4)
-    assert cfg.train.crop == base().train.crop and cfg.generator == base().generator
+    assert cfg.train.crop == small().train.crop and cfg.generator == small().generator
+
+
+def test_bad_values_are_one_line_errors():
+    from model.restoration.config import GeneratorConfig, TrainConfig
+
+    with pytest.raises(ValueError, match="one block count per level"):
+        GeneratorConfig(widths=(8, 16, 32), blocks=(1,))
+    with pytest.raises(ValueError, match="gan_start"):
+        TrainConfig(gan_start=1.5)
+    with pytest.raises(ValueError, match="time budget"):
+        TrainConfig(time_budget_s=0)

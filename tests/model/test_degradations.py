@@ -8,8 +8,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from model import aging, defects
-from model.degradations import (
+from model.degradation import aging, defects
+from model.degradation.engine import (
     PRESETS,
     DegradationPlan,
     apply_plan,

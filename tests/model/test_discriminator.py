@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from model.config import DiscriminatorConfig, tiny
 from model.discriminator import Discriminator
+from model.restoration.config import DiscriminatorConfig, tiny
 
 
 def test_multiscale_outputs_and_features():

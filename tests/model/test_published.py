@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import model.published
-from model.published import GRAYSCALE_PROBABILITY, degrade_published, synthesize_scratches
+import model.degradation.published
+from model.degradation.published import GRAYSCALE_PROBABILITY, degrade_published, synthesize_scratches
 
-ENGINE_MODULES = {"degradations", "artifacts", "defects", "aging"}
+ENGINE_MODULES = {"engine", "artifacts", "defects", "aging", "mixture"}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_scratches_are_thin_lines_on_flat_gray() -> None:
 
 
 def test_independent_of_the_patina_degradation_engine() -> None:
-    tree = ast.parse(Path(model.published.__file__).read_text())
+    tree = ast.parse(Path(model.degradation.published.__file__).read_text())
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

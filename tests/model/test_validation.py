@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.validation import build_val_set, grid, score
+from model.restoration.validation import PSNR_CAP, VAL_SETS, build_val_set, grid, score
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_scores_and_grid(val_folder):
     pairs = build_val_set(val_folder, ("medium",), seed=1)
     degraded = score(pairs)
     perfect = score(pairs, restore=lambda d: next(p.clean for p in pairs if p.degraded is d))
-    assert degraded["medium"].psnr < 35 and perfect["medium"].psnr == float("inf")
+    assert degraded["medium"].psnr < 35 and perfect["medium"].psnr == PSNR_CAP
     assert perfect["medium"].ssim == pytest.approx(1.0)
     assert grid(pairs, lambda d: d, side=32).size == (96, 64)
 
@@ -37,3 +37,17 @@ def test_scores_and_grid(val_folder):
 def test_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="no validation images"):
         build_val_set(tmp_path)
+
+
+def test_every_set_and_clean_is_untouched(val_folder):
+    pairs = build_val_set(val_folder, VAL_SETS, seed=0, max_side=96)
+    assert {p.severity for p in pairs} == set(VAL_SETS)
+    clean = [p for p in pairs if p.severity == "clean"]
+    assert clean and all(np.array_equal(p.degraded, p.clean) for p in clean)
+    published = [p for p in pairs if p.severity == "published"]
+    assert all(not np.array_equal(p.degraded, p.clean) for p in published)
+    # A set's copies depend on its name, not on which other sets were asked for.
+    alone = build_val_set(val_folder, ("heavy",), seed=0, max_side=96)
+    assert all(np.array_equal(a.degraded, b.degraded) for a, b in zip(alone, [p for p in pairs if p.severity == "heavy"], strict=True))
+    with pytest.raises(ValueError, match="unknown validation set"):
+        build_val_set(val_folder, ("blurry",))

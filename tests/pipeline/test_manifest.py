@@ -54,7 +54,6 @@ def results(ids: list[str], status: str, error: str | None = None, **extra) -> p
         "input_etag": ["abc"] * n,
         "output_sha256": ["f" * 64 if ok else None for _ in ids],
         "model_id": ["patina-base@1"] * n,
-        "task": ["restore"] * n,
         "elapsed_ms": [12.5] * n,
         "defect_coverage": [0.25 if ok else None] * n,
         **extra,
@@ -200,7 +199,7 @@ def test_result_parts_round_trip_and_drop_extra_columns(place):
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        (results(["a"], "ok").drop_columns(["task", "width"]), "lack column\\(s\\) width, task"),
+        (results(["a"], "ok").drop_columns(["model_id", "width"]), "lack column\\(s\\) width, model_id"),
         (results(["a"], "done"), "status not in"),
         (results(["a"], "ok").set_column(0, "id", pa.array([None], pa.string())), "null id at row 0"),
         (results(["a"], "ok").set_column(5, "width", pa.array(["wide"])), "do not fit RESULT_SCHEMA"),

@@ -17,7 +17,7 @@ from pipeline.manifest import RESULT_SCHEMA, read_results, write_result_part
 from pipeline.stages import decode, encode_and_write, fetch, output_uri
 from pipeline.storage import Storage
 
-MODEL, TASK = "patina-test-v1", "restore"
+MODEL = "patina-test-v1"
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 MAKE = 0x010F
 
@@ -70,7 +70,7 @@ def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def run(uris: list[str], storage: Storage, prefix: str, output_format: str = "same", max_pixels: int = 10**6):
     decoded = decode(fetch(manifest(uris), storage), max_pixels)
-    return decoded, encode_and_write(restore(decoded), prefix, output_format, storage, MODEL, TASK)
+    return decoded, encode_and_write(restore(decoded), prefix, output_format, storage, MODEL)
 
 
 def reopen(uri: str, storage: Storage) -> dict:
@@ -110,7 +110,7 @@ def test_jpeg_round_trip_applies_orientation_and_keeps_exif_icc_dpi(tmp_path):
     assert (row["status"], row["error"], row["width"], row["height"]) == ("ok", "", 48, 64)
     assert row["output_sha256"] == hashlib.sha256(written).hexdigest()
     assert row["input_etag"] == hashlib.sha256(Path(src).read_bytes()).hexdigest()
-    assert (row["model_id"], row["task"], row["defect_coverage"]) == (MODEL, TASK, np.float32(0.25))
+    assert (row["model_id"], row["defect_coverage"]) == (MODEL, np.float32(0.25))
     assert row["elapsed_ms"] > 2.0  # includes the actor's restore_ms
 
     out = reopen(row["output_uri"], storage)
@@ -321,7 +321,7 @@ def test_encode_failures_are_per_row(tmp_path, s3_server):
     decoded["restored"][1] = decoded["restored"][1].astype(np.float32)
     decoded["restored"][2] = decoded["restored"][2].astype(np.uint16) * 257
 
-    result = encode_and_write(decoded, "s3://no-such-bucket-here/out", "same", storage, MODEL, TASK)
+    result = encode_and_write(decoded, "s3://no-such-bucket-here/out", "same", storage, MODEL)
 
     assert list(result["status"]) == ["failed"] * 3
     assert "bucket 'no-such-bucket-here' does not exist" in result["error"][0]
@@ -341,7 +341,7 @@ def test_mixed_bit_depths_survive_ray_blocks(tmp_path):
     shipped = BlockAccessor.for_block(block).to_batch_format("numpy")
     assert shipped["pixels"][0].dtype == np.uint16  # the hazard this guards against
 
-    result = encode_and_write(restore(shipped), str(tmp_path / "out"), "same", storage, MODEL, TASK)
+    result = encode_and_write(restore(shipped), str(tmp_path / "out"), "same", storage, MODEL)
 
     for uri, expected in zip(result["output_uri"], decoded["pixels"], strict=True):
         out = reopen(uri, storage)["pixels"]
@@ -352,7 +352,7 @@ def test_mixed_bit_depths_survive_ray_blocks(tmp_path):
 def test_empty_batches_pass_through(tmp_path):
     storage = Storage()
     decoded = decode(fetch(manifest([]), storage), 10**6)
-    result = encode_and_write(restore(decoded), str(tmp_path), "same", storage, MODEL, TASK)
+    result = encode_and_write(restore(decoded), str(tmp_path), "same", storage, MODEL)
     assert list(result) == RESULT_SCHEMA.names
     assert all(len(values) == 0 for values in result.values())
 

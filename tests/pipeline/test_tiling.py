@@ -4,9 +4,9 @@ import skimage.data
 import torch
 from PIL import Image
 
-from model.config import tiny
-from model.generator import Generator
-from model.inference import restore_tensor
+from model.restoration.config import tiny
+from model.restoration.generator import Generator
+from model.restoration.inference import restore_tensor
 from pipeline.tiling import restore_tiled, tile_boxes, tile_starts
 
 

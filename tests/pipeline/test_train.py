@@ -15,7 +15,7 @@ import skimage.data
 from PIL import Image
 
 from model.checkpoints import decode_checkpoint, load_checkpoint
-from model.config import tiny
+from model.restoration.config import tiny
 from pipeline.restorer import Restorer
 from pipeline.storage import StorageOptions
 from pipeline.train import TRAIN_FILE, TrainJob, train_gan

@@ -12,7 +12,7 @@ fade, tone, fading, vignetting, uneven exposure) -> physical damage (stains, cre
 at a 512 px image) so small and large images both look plausible.
 
 Images are float32 tensors (3, H, W) in [0, 1] on any device; masks are float32 (1, H, W) in {0, 1}: the
-union of pixels damaged by the structured defects (see ``model.defects.MASK_THRESHOLD``).
+union of pixels damaged by the structured defects (see ``model.degradation.defects.MASK_THRESHOLD``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model import aging, artifacts, defects
+from model.degradation import aging, artifacts, defects
 
 
 class Op(NamedTuple):

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.config import RestorationConfig
 from model.discriminator import Discriminator
-from model.generator import Generator
 from model.losses import AdversarialLoss, DefectMaskLoss, FeatureMatchingLoss, ReconstructionLoss
+from model.restoration.config import RestorationConfig
+from model.restoration.generator import Generator
 
 
 @dataclass

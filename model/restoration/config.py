@@ -19,7 +19,7 @@ class GeneratorConfig:
     bottleneck), ``blocks[i]`` residual blocks in the encoder and again in the decoder at level i."""
 
     widths: tuple[int, ...] = (32, 64, 128, 192)
-    blocks: tuple[int, ...] = (1, 2, 2)
+    blocks: tuple[int, ...] = (1, 1, 2)
     bottleneck_blocks: int = 2
 
     def __post_init__(self) -> None:
@@ -94,29 +94,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
-    """Batch restoration settings (used by pipeline/)."""
-
-    tile: int = 512  # scans larger than this are restored in overlapping tiles
-    overlap: int = 32
-    tiles_per_batch: int = 8  # tiles per generator forward: bounds GPU memory whatever the scan size
-    batch_size: int = 8  # images per Ray Data batch
-    max_pixels: int = 200_000_000  # decompression-bomb guard
-    output_format: str = "same"  # same | png | jpeg | tiff | webp
-
-    def __post_init__(self) -> None:
-        if self.overlap < 0 or self.tile <= self.overlap:
-            raise ValueError(f"tile ({self.tile}) must be larger than overlap ({self.overlap}), overlap >= 0")
-        for name in ("tiles_per_batch", "batch_size", "max_pixels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.output_format not in ("same", "png", "jpeg", "tiff", "webp"):
-            raise ValueError(
-                f"unknown output format {self.output_format!r}; choose same, png, jpeg, tiff or webp"
-            )
-
-
-@dataclass(frozen=True)
 class RestorationConfig:
     preset: str = "small"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -166,7 +143,7 @@ def tiny() -> RestorationConfig:
     """Seconds on a CPU: for tests, CI and smoke runs."""
     return RestorationConfig(
         preset="tiny",
-        generator=GeneratorConfig(widths=(8, 16), blocks=(1,), bottleneck_blocks=1),
+        generator=GeneratorConfig(widths=(16, 32), blocks=(1,), bottleneck_blocks=1),
         discriminator=DiscriminatorConfig(base_channels=8, num_layers=2, num_scales=2),
         train=TrainConfig(
             batch_size=2,

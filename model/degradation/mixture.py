@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from model.degradations import PRESETS, DegradationPlan, _damage, _r, _seed, sample_plan
+from model.degradation.engine import PRESETS, DegradationPlan, _damage, _r, _seed, sample_plan
 
 MIXTURES = ("blind", "light", "medium", "heavy")
 _CAST_OPS = ("dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")

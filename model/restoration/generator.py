@@ -1,7 +1,7 @@
 """Compact restoration U-Net that works at half resolution, with a global residual and a defect-mask head.
 
 Code names -> paper symbols:
-  x = pixel_unshuffle(degraded, 2)                 (B, 12, H/2, W/2): the whole net runs at a quarter of the pixels
+  x = pixel_unshuffle(degraded, 2)                 (B, 12, H/2, W/2): the net works on a quarter of the pixels
   restored = degraded + pixel_shuffle(G_res(x))    global residual (identity is the zero residual)
   mask_logits = pixel_shuffle(G_mask(x))           per-pixel logit that a pixel was a repaired defect
 
@@ -16,11 +16,13 @@ the output convolution is zero: an untrained generator returns its input exactly
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.config import GeneratorConfig
+from model.restoration.config import GeneratorConfig
 
 
 class ResBlock(nn.Module):
@@ -57,11 +59,11 @@ class Generator(nn.Module):
         self.stem = nn.Conv2d(12, widths[0], 3, padding=1)
         self.encoder = nn.ModuleList(_stage(w, n) for w, n in zip(widths[:-1], blocks, strict=True))
         # 2x2 stride-2 convolutions: a learned downsample at a quarter of a 3x3's cost.
-        self.down = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
+        self.down = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in pairwise(widths))
         self.bottleneck = _stage(widths[-1], cfg.bottleneck_blocks)
         # 1x1 conv to 4x channels + pixel-shuffle: a cheap learned upsample without checkerboards.
         self.up = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(b, 4 * a, 1), nn.PixelShuffle(2)) for a, b in zip(widths[:-1], widths[1:])
+            nn.Sequential(nn.Conv2d(b, 4 * a, 1), nn.PixelShuffle(2)) for a, b in pairwise(widths)
         )
         self.decoder = nn.ModuleList(_stage(w, n) for w, n in zip(widths[:-1], blocks, strict=True))
         self.to_residual = nn.Conv2d(widths[0], 12, 3, padding=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from model.degradations import image_to_tensor, tensor_to_image
-from model.generator import Generator
+from model.degradation.engine import image_to_tensor, tensor_to_image
+from model.restoration.generator import Generator
 
 
 @torch.inference_mode()

@@ -1,7 +1,10 @@
 """A fixed, seeded validation set of degraded photos, and how restorers score on it.
 
-The same folder, seed and severities always give the same degraded copies, so numbers from different runs,
-checkpoints and the classical baseline are comparable.
+Sets (``VAL_SETS``): the engine's ``light``, ``medium`` and ``heavy`` presets; ``published``, the
+Bringing-Old-Photos-Back-to-Life recipe from its own, independent module (thin scratches on every other
+photo), so the model is also judged on degradations it was not trained to invert; and ``clean``, the
+untouched photos, where a restorer must do no harm. The same folder, seed and sets always give the same
+copies, so numbers from different runs, checkpoints and the classical baseline are comparable.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.degradations import apply_plan, image_to_tensor, sample_plan, tensor_to_image
-from model.generator import Generator
-from model.inference import restore_tensor
+from model.degradation.engine import PRESETS, apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.degradation.published import degrade_published
 from model.metrics import hf_ratio, psnr, ssim
+from model.restoration.inference import restore_tensor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 Restore = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W, 3) uint8
+VAL_SETS = ("light", "medium", "heavy", "published", "clean")
+# Seed stream per set, by name (not by position): adding a set never changes another set's copies.
+_SET_KEYS = {"medium": 0, "heavy": 1, "light": 2, "published": 3, "clean": 4}
 
 
 @dataclass(frozen=True)
@@ -32,11 +38,14 @@ class ValPair:
 
 
 def build_val_set(
-    folder: Path, severities: tuple[str, ...] = ("medium", "heavy"), seed: int = 0, limit: int | None = None,
+    folder: Path, sets: tuple[str, ...] = ("medium", "heavy"), seed: int = 0, limit: int | None = None,
     max_side: int | None = None,
 ) -> list[ValPair]:  # fmt: skip
-    """Degrade every image in ``folder`` (sorted, at most ``limit``) once per severity with a fixed seed.
+    """Degrade every image in ``folder`` (sorted, at most ``limit``) once per set with a fixed seed.
     ``max_side`` centre-crops larger photos to that square so validation cost stays bounded."""
+    unknown = [name for name in sets if name not in _SET_KEYS]
+    if unknown:
+        raise ValueError(f"unknown validation set(s) {unknown}; choose from {list(VAL_SETS)}")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise ValueError(f"{folder}: no validation images")
@@ -44,12 +53,19 @@ def build_val_set(
     for index, path in enumerate(paths):
         with Image.open(path) as image:
             clean = image_to_tensor(_centre_crop(image, max_side))  # (3, H, W) in [0, 1]
-        for s, severity in enumerate(severities):
-            plan = sample_plan(
-                np.random.default_rng([seed, index, s]), clean.shape[1], clean.shape[2], severity
-            )
-            degraded, target, _ = apply_plan(clean, plan)
-            pairs.append(ValPair(path.stem, severity, _uint8(degraded), _uint8(target)))
+        clean_u8 = _uint8(clean)
+        for name in sets:
+            rng = np.random.default_rng([seed, index, _SET_KEYS[name]])
+            if name == "clean":
+                pairs.append(ValPair(path.stem, name, clean_u8, clean_u8))
+            elif name == "published":
+                degraded, target, _ = degrade_published(clean_u8, rng, scratches=index % 2 == 1)
+                pairs.append(ValPair(path.stem, name, degraded, target))
+            else:
+                assert name in PRESETS
+                plan = sample_plan(rng, clean.shape[1], clean.shape[2], name)
+                degraded, target, _ = apply_plan(clean, plan)
+                pairs.append(ValPair(path.stem, name, _uint8(degraded), _uint8(target)))
     return pairs
 
 
@@ -58,19 +74,24 @@ PSNR_CAP = 99.0  # an output equal to its target has infinite PSNR; capped so me
 
 @dataclass(frozen=True)
 class Scores:
-    psnr: float
+    psnr: float  # mean over the set's photos
     ssim: float
     hf_ratio: float  # metrics.hf_ratio: fine detail kept, restored / clean
+    psnr_min: float  # the worst photo: "does no harm" is a promise about every photo, not the mean
 
 
 def score(pairs: list[ValPair], restore: Restore | None = None) -> dict[str, Scores]:
-    """Mean PSNR / SSIM per severity of ``restore(degraded)`` against clean (the degraded input if None)."""
+    """Mean PSNR / SSIM / texture (and worst PSNR) per set of ``restore(degraded)`` against clean (the
+    degraded input itself if None)."""
     by_severity: dict[str, list[tuple[float, float, float]]] = {}
     for pair in pairs:
         out = pair.degraded if restore is None else restore(pair.degraded)
         scores = (min(psnr(out, pair.clean), PSNR_CAP), ssim(out, pair.clean), hf_ratio(out, pair.clean))
         by_severity.setdefault(pair.severity, []).append(scores)
-    return {k: Scores(*np.mean(np.array(v), axis=0).tolist()) for k, v in by_severity.items()}
+    return {
+        k: Scores(*np.mean(np.array(v), axis=0).tolist(), psnr_min=float(np.min(np.array(v)[:, 0])))
+        for k, v in by_severity.items()
+    }
 
 
 def compare(pairs: list[ValPair], restorers: dict[str, Restore | None]) -> dict[str, dict[str, Scores]]:
@@ -79,21 +100,21 @@ def compare(pairs: list[ValPair], restorers: dict[str, Restore | None]) -> dict[
 
 
 def evaluate(
-    folder: Path, generator: Generator, baseline: bool = True, seed: int = 0, limit: int | None = None,
-    max_side: int | None = None,
+    folder: Path, generator: torch.nn.Module, baseline: bool = True, seed: int = 0, limit: int | None = None,
+    max_side: int | None = None, sets: tuple[str, ...] = VAL_SETS,
 ) -> dict[str, dict[str, Scores]]:  # fmt: skip
-    """The MODEL.md table: ``{"degraded" | "baseline" | "model": {severity: Scores}}`` on the fixed degraded
-    copy of ``folder`` (medium and heavy)."""
-    from model.baseline import restore_classical  # OpenCV: only loaded by callers that want the bar
+    """The MODEL.md table: ``{"degraded" | "baseline" | "model": {set: Scores}}`` on the fixed degraded
+    copies of ``folder``."""
+    from model.restoration.baseline import restore_classical  # OpenCV: only loaded by callers that want it
 
     restorers: dict[str, Restore | None] = {"degraded": None}
     if baseline:
         restorers["baseline"] = restore_classical
     restorers["model"] = generator_restorer(generator)
-    return compare(build_val_set(folder, seed=seed, limit=limit, max_side=max_side), restorers)
+    return compare(build_val_set(folder, sets, seed=seed, limit=limit, max_side=max_side), restorers)
 
 
-def generator_restorer(generator: Generator, autocast_dtype: torch.dtype | None = None) -> Restore:
+def generator_restorer(generator: torch.nn.Module, autocast_dtype: torch.dtype | None = None) -> Restore:
     """A ``Restore`` running a generator on a whole image (validation photos are small enough)."""
     device = next(generator.parameters()).device
 

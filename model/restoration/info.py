@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import RestorationConfig
 from model.discriminator import Discriminator
-from model.generator import Generator
+from model.restoration.config import RestorationConfig
+from model.restoration.generator import Generator
 
 _PROBE = 256  # probe side in pixels; both nets are fully convolutional so cost is linear in pixels
 

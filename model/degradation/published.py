@@ -6,8 +6,8 @@ CVPR 2020, and its code, github.com/microsoft/Bringing-Old-Photos-Back-to-Life, 
 ``online_add_degradation_v2`` and the helpers it calls, plus the grayscale step of ``PairOldPhotos``.
 
 This module exists to test a model trained on patina's own degradation engine against degradations it never
-saw, so it deliberately imports nothing from that engine (``model.degradations``, ``model.artifacts``,
-``model.defects``, ``model.aging``): only numpy, Pillow and OpenCV.
+saw, so it deliberately imports nothing from that engine (``model.degradation.engine``, ``.artifacts``,
+``.defects``, ``.aging``, ``.mixture``): only numpy, Pillow and OpenCV.
 
 The recipe (``degrade_published``):
 

@@ -1,6 +1,6 @@
 """Classical restoration baseline: what an archivist could do without a GAN, tuned to be a fair bar.
 
-Pipeline (each step a textbook tool, each strength tuned on ``model.degradations`` output, light to heavy):
+Pipeline (each step a textbook tool, each strength tuned on the degradation engine's output, light to heavy):
 
 1. Impulse noise: a switching median replaces only pixels beyond all eight neighbours (salt and pepper).
 2. Noise, grain, JPEG blocking: non-local means (``cv2.fastNlMeansDenoisingColored``) with its strength

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from model.aging import luminance
+from model.degradation.aging import luminance
 
 
 def _generator(image: torch.Tensor, seed: int) -> torch.Generator:
