@@ -82,7 +82,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--megapixels", type=float, default=1.0)
     parser.add_argument("--model", help="checkpoint; default: the shipped model, else an untrained --preset")
-    parser.add_argument("--preset", default="base", help="size of the untrained stand-in when no model ships")
+    parser.add_argument(
+        "--preset", default="small", help="size of the untrained stand-in when no model ships"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     cfg = PipelineConfig(batch_size=args.batch_size)

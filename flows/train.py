@@ -20,7 +20,7 @@ from flows.retry import infrastructure_error
 from model.restoration.config import preset as get_preset
 from pipeline.registry import Decision, decide
 from pipeline.storage import Storage, StorageOptions
-from pipeline.train import TrainJob, train_gan
+from pipeline.train import TrainJob, parse_duration, train_gan
 
 
 @task(retries=1, retry_delay_seconds=30, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
@@ -42,8 +42,9 @@ def train_gan_flow(
     val: str,
     output: str,
     registry: str,
-    preset: str = "base",
+    preset: str = "small",
     steps: int | None = None,
+    time_budget: str | None = None,
     batch_size: int | None = None,
     crop: int | None = None,
     checkpoint_every: int | None = None,
@@ -64,7 +65,7 @@ def train_gan_flow(
         batch_size=batch_size,
         crop=crop,
         checkpoint_every=checkpoint_every,
-        validate_every=checkpoint_every,
+        time_budget_s=parse_duration(time_budget) if time_budget else None,
     )
     storage = StorageOptions(endpoint_url=endpoint_url)
     job = TrainJob(data=data, val=val, output=output, config=cfg, workers=workers, gpu=gpu, resume=resume,

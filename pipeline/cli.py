@@ -58,7 +58,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @model_app.command("info")
 @user_errors
-def model_info(preset: str = typer.Option("base", help="Model size preset: tiny or base.")) -> None:
+def model_info(preset: str = typer.Option("small", help="Model size preset: tiny, small or large.")) -> None:
     """Print parameters and GFLOPs per megapixel of the generator and discriminator."""
     from model.restoration.config import preset as get_preset
     from model.restoration.info import describe
@@ -75,27 +75,55 @@ def model_info(preset: str = typer.Option("base", help="Model size preset: tiny 
 @user_errors
 def model_evaluate(
     val: Path = typer.Option(..., help="Folder of clean validation photos."),
-    model: str | None = typer.Option(None, help="Checkpoint to score; default: the shipped model."),
+    model: str | None = typer.Option(None, help="Checkpoint (local or s3://); default: the shipped model."),
     baseline: bool = typer.Option(True, help="Also score the classical baseline."),
+    sets: str = typer.Option("light,medium,heavy,published,clean", help="Comma-separated validation sets."),
     limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    max_side: int | None = typer.Option(None, help="Centre-crop photos to this square side."),
     seed: int = typer.Option(0, help="Seed of the fixed degraded copies."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON here."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
-    """Mean PSNR / SSIM on a fixed degraded copy of VAL (medium, heavy): degraded input, classical baseline
-    and the model, side by side."""
+    """Mean PSNR / SSIM / texture (high-frequency energy, restored / clean) and the worst photo's PSNR on
+    fixed copies of VAL: the engine's light, medium and heavy, the published BOPBtL recipe, and the
+    untouched clean photos; degraded input, classical baseline and the model side by side."""
+    import dataclasses
+    import json
+
     from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
     from model.restoration.validation import evaluate
+    from pipeline.storage import Storage, StorageOptions
 
-    generator, meta = load_generator(model or str(DEFAULT_CHECKPOINT))
-    results = evaluate(val, generator, baseline=baseline, seed=seed, limit=limit)
-    table = Table(title=f"{model or DEFAULT_CHECKPOINT} (step {meta.step}) on {val}")
-    for column in ("severity", "method", "PSNR dB", "SSIM"):
-        table.add_column(column, justify="left" if column in ("severity", "method") else "right")
-    severities = next(iter(results.values()))
-    for severity in severities:
+    uri = model or str(DEFAULT_CHECKPOINT)
+    generator, meta, model_id = load_generator(uri, Storage(StorageOptions(endpoint_url=endpoint_url)))
+    chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
+    results = evaluate(
+        val, generator, baseline=baseline, seed=seed, limit=limit, max_side=max_side, sets=chosen
+    )
+    table = Table(title=f"{model_id} on {val}")
+    for column in ("set", "method", "PSNR dB", "worst PSNR dB", "SSIM", "texture"):
+        table.add_column(column, justify="left" if column in ("set", "method") else "right")
+    for name in chosen:
         for method, scores in results.items():
-            table.add_row(severity, method, f"{scores[severity].psnr:.2f}", f"{scores[severity].ssim:.4f}")
+            s = scores[name]
+            table.add_row(
+                name, method, f"{s.psnr:.2f}", f"{s.psnr_min:.2f}", f"{s.ssim:.4f}", f"{s.hf_ratio:.3f}"
+            )
         table.add_section()
     console.print(table)
+    if json_out:
+        table_json = {
+            m: {k: dataclasses.asdict(v) for k, v in by_set.items()} for m, by_set in results.items()
+        }
+        payload = {
+            "model": uri,
+            "model_id": model_id,
+            "step": meta.step,
+            "val": str(val),
+            "seed": seed,
+            **table_json,
+        }
+        json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 @app.command()

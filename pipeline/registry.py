@@ -41,7 +41,7 @@ class Decision:
     promoted: bool
     candidate_id: str
     current_id: str | None
-    candidate_psnr: float  # mean over severities of the model's val PSNR
+    candidate_psnr: float  # mean over PROMOTION_SETS of the model's val PSNR
     current_psnr: float | None
     reason: str
     model_uri: str  # where the candidate now lives (versions/...) when promoted, else the candidate's uri

@@ -56,6 +56,7 @@ class TrainJob:
     val_limit: int | None = 8  # validation photos used during training (all: None)
     val_side: int = 256  # centre crop of each validation photo, bounding validation cost
     log_every: int = 10
+    pause_at_step: int | None = None  # checkpoint and stop here, to go on later with resume (time-sliced use)
     max_failures: int = 2
     ray_address: str | None = None  # a cluster (ray://host:10001 or auto); None: local Ray in-process
     storage: StorageOptions = field(default_factory=StorageOptions)
@@ -184,7 +185,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             state.log.append(line)
         finished = _agreed(float(budget.done(gan.step)), world, device) > 0
         stage_ends = finished or stage_of(budget.progress(gan.step), t.gan_start) != stage_before
-        if gan.step % t.checkpoint_every and not stage_ends:
+        paused = job.pause_at_step is not None and gan.step >= job.pause_at_step and not finished
+        if gan.step % t.checkpoint_every and not stage_ends and not paused:
             continue
         checkpoint_started = time.perf_counter()
         metrics = {**line, "param_max_diff": _param_spread(gan, world)}
@@ -210,7 +212,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(state.log))
                 checkpoint = Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{gan.step:07d}")
-        if finished:
+        if finished or paused:
             break
 
 

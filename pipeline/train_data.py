@@ -114,14 +114,15 @@ class PairPool:
         rng = np.random.default_rng([self.seed, self.rank, step, 1 << 30])
         index = torch.from_numpy(rng.integers(self.size, size=batch_size))
         turns, flips = rng.integers(4, size=batch_size), rng.random(batch_size) < 0.5
-        tensors = []
-        for source in (self.degraded, self.clean, self.mask):
-            picked = source[index].to(self.device)
-            for i in range(batch_size):
-                item = picked[i].rot90(int(turns[i]), (1, 2))
-                picked[i] = item.flip(2) if flips[i] else item
-            tensors.append(picked.float() / 255)
-        degraded, clean, mask = tensors
+        degraded, clean, mask = (
+            torch.stack(
+                [_dihedral(source[j], int(k), bool(f)) for j, k, f in zip(index, turns, flips, strict=True)]
+            )
+            .to(self.device)
+            .float()
+            .div(255)
+            for source in (self.degraded, self.clean, self.mask)
+        )
         # Start rendering the pairs this step adds while the step trains.
         self._pending = (step, self._thread.submit(self._render, self._new_ids(step)))
         return Batch(degraded * 2 - 1, clean * 2 - 1, mask)
@@ -165,3 +166,9 @@ class PairPool:
         clean = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float() / 255
         degraded, target, mask = apply_plan(clean, sample_training_plan(rng, c, c, self.mixture))
         return tuple((t * 255).round().to(torch.uint8) for t in (degraded, target, mask))
+
+
+def _dihedral(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    """One of the 8 rotations/flips of a (C, H, W) crop."""
+    out = image.rot90(turns, (1, 2))
+    return out.flip(2) if flip else out

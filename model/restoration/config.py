@@ -1,8 +1,8 @@
-"""One typed, frozen config tree for patina. Each component owns its section.
+"""The restoration family's typed, frozen config tree. Each component owns its section.
 
-Presets are plain functions (``tiny()`` for tests and CI, ``base()`` for the default model) looked up by
-name in ``PRESETS``. Configs round-trip through JSON so every checkpoint and run directory carries the exact
-config that produced it.
+Presets are plain functions looked up by name in ``PRESETS``: ``tiny()`` for tests and CI, ``small()`` for
+the default model (sized to train on a 2-core CPU), ``large()`` for GPUs. Configs round-trip through JSON
+so every checkpoint and run directory carries the exact config that produced it.
 """
 
 from __future__ import annotations

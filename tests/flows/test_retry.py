@@ -42,7 +42,7 @@ def _raised_while_handling(outer: Exception, inner: Exception) -> Exception:
         ),
         (ManifestError("manifest has no 'uri' column"), False),
         (CheckpointError("m.safetensors: checkpoint is truncated"), False),
-        (ValueError("unknown --degrade-on 'gpu'"), False),
+        (ValueError("cannot read time budget 'soon'; write it like 90s, 100m or 2h"), False),
         (ray.exceptions.RaySystemError("raylet died"), True),
         (requests.exceptions.ConnectionError("job server unreachable"), True),
         (RayJobFailed("Ray job raysubmit_1 ended FAILED"), True),

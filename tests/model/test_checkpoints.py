@@ -117,7 +117,11 @@ def test_checkpoint_of_the_retired_generator_is_named(tmp_path):
     def old(meta):
         meta.update(format_version=1, config={**meta["config"], "preset": "base"})
         del meta["family"]
-        meta["config"]["generator"] = {"base_channels": 32, "channel_mults": [1, 2, 4, 4], "num_res_blocks": 2}
+        meta["config"]["generator"] = {
+            "base_channels": 32,
+            "channel_mults": [1, 2, 4, 4],
+            "num_res_blocks": 2,
+        }
 
     _with_metadata(path, old)
     _assert_one_line_error(path, "retired full-resolution FiLM U-Net \\(preset 'base'")

@@ -41,7 +41,9 @@ def _psnr(gan: RestorationGAN, batch: Batch) -> float:
 def test_both_stages_overfit_one_pair(pair):
     cfg = tiny()
     cfg = cfg.replace(
-        train=dataclasses.replace(cfg.train, lr_generator=4e-3, lr_gan_generator=4e-4, gan_start=0.5, warmup_steps=1)
+        train=dataclasses.replace(
+            cfg.train, lr_generator=4e-3, lr_gan_generator=4e-4, gan_start=0.5, warmup_steps=1
+        )
     )
     gan = RestorationGAN(cfg)
     before = psnr(_uint8(pair.degraded[0]), _uint8(pair.clean[0]))
@@ -54,7 +56,12 @@ def test_both_stages_overfit_one_pair(pair):
     assert stage1[-1]["loss_rec"] < 0.5 * stage1[0]["loss_rec"]
     with torch.no_grad():
         mask_logits = gan.generator(pair.degraded)[1]
-    assert mask_iou((torch.sigmoid(mask_logits[0, 0]) > 0.5).numpy().astype(np.float32), pair.defect_mask[0].numpy()) > 0.5
+    assert (
+        mask_iou(
+            (torch.sigmoid(mask_logits[0, 0]) > 0.5).numpy().astype(np.float32), pair.defect_mask[0].numpy()
+        )
+        > 0.5
+    )
 
     d_before = [p.detach().clone() for p in gan.discriminator.parameters()]
     stage2 = [gan.train_step(pair, progress=0.5 + 0.5 * i / STAGE2_STEPS) for i in range(STAGE2_STEPS)]
@@ -65,5 +72,7 @@ def test_both_stages_overfit_one_pair(pair):
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters(), strict=True))
     assert np.mean([s["loss_d"] for s in stage2[-10:]]) < np.mean([s["loss_d"] for s in stage2[:10]])
     # ... and G keeps most of stage 1's gain while it learns to fool D.
-    assert after2 >= after1 - MAX_STAGE2_LOSS_DB and after2 - before >= MIN_STAGE1_GAIN_DB - MAX_STAGE2_LOSS_DB
+    assert (
+        after2 >= after1 - MAX_STAGE2_LOSS_DB and after2 - before >= MIN_STAGE1_GAIN_DB - MAX_STAGE2_LOSS_DB
+    )
     assert gan.step == STAGE1_STEPS + STAGE2_STEPS

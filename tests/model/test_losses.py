@@ -52,5 +52,7 @@ def test_mask_loss_prefers_correct_logits_and_weights_defects():
 
 def test_reconstruction_is_charbonnier():
     # L1 away from zero, smooth (and eps, not 0) at zero.
-    assert ReconstructionLoss()(torch.zeros(2, 3), torch.full((2, 3), 0.5)).item() == pytest.approx(0.5, abs=1e-5)
+    assert ReconstructionLoss()(torch.zeros(2, 3), torch.full((2, 3), 0.5)).item() == pytest.approx(
+        0.5, abs=1e-5
+    )
     assert ReconstructionLoss(eps=1e-3)(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(1e-3)

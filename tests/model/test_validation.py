@@ -48,6 +48,9 @@ def test_every_set_and_clean_is_untouched(val_folder):
     assert all(not np.array_equal(p.degraded, p.clean) for p in published)
     # A set's copies depend on its name, not on which other sets were asked for.
     alone = build_val_set(val_folder, ("heavy",), seed=0, max_side=96)
-    assert all(np.array_equal(a.degraded, b.degraded) for a, b in zip(alone, [p for p in pairs if p.severity == "heavy"], strict=True))
+    assert all(
+        np.array_equal(a.degraded, b.degraded)
+        for a, b in zip(alone, [p for p in pairs if p.severity == "heavy"], strict=True)
+    )
     with pytest.raises(ValueError, match="unknown validation set"):
         build_val_set(val_folder, ("blurry",))

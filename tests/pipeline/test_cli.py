@@ -1,5 +1,7 @@
 """The `patina` command in-process, on real files."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,7 +20,7 @@ def test_help_lists_commands():
         assert command in result.output
 
 
-@pytest.mark.parametrize("preset", ["tiny", "base"])
+@pytest.mark.parametrize("preset", ["tiny", "small", "large"])
 def test_model_info(preset):
     result = runner.invoke(app, ["model", "info", "--preset", preset])
     assert result.exit_code == 0, result.output
@@ -142,7 +144,34 @@ def test_baseline_refuses_to_write_into_its_input(photos):
 
 
 def test_model_evaluate_prints_the_comparison_table(tmp_path, photos, tiny_checkpoint):
-    result = runner.invoke(app, ["model", "evaluate", "--val", str(photos), "--model", str(tiny_checkpoint)])
+    out = tmp_path / "table.json"
+    args = ["model", "evaluate", "--val", str(photos), "--model", str(tiny_checkpoint), "--json", str(out)]
+    result = runner.invoke(app, [*args, "--max-side", "96"])
     assert result.exit_code == 0, result.output
-    for word in ("medium", "heavy", "degraded", "baseline", "model", "step 7"):
+    for word in (
+        "light",
+        "medium",
+        "heavy",
+        "published",
+        "clean",
+        "degraded",
+        "baseline",
+        "model",
+        "tiny-step7",
+    ):
         assert word in result.output
+    table = json.loads(out.read_text())
+    assert set(table["model"]) == {"light", "medium", "heavy", "published", "clean"}
+    assert table["degraded"]["clean"]["psnr"] == 99.0  # the clean set is the photo itself
+    assert {"psnr", "ssim", "hf_ratio", "psnr_min"} == set(table["model"]["heavy"])
+
+
+def test_model_evaluate_loads_from_s3(tmp_path, photos, tiny_checkpoint, s3_server, bucket):
+    # The one loader: a model on S3 evaluates as well as it restores.
+    s3_server.storage().write_file(f"s3://{bucket}/m/tiny.safetensors", str(tiny_checkpoint))
+    args = ["model", "evaluate", "--val", str(photos), "--model", f"s3://{bucket}/m/tiny.safetensors",
+            "--endpoint-url", s3_server.endpoint_url, "--sets", "light", "--no-baseline",
+            "--max-side", "64"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "tiny-step7" in result.output and "medium" not in result.output

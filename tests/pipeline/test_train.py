@@ -51,19 +51,38 @@ def _job(data: str, val: Path, output: str, steps: int, **kwargs) -> TrainJob:
 
 def test_two_workers_checkpoint_resume_export(ray_for_training, photo_folders, s3_server, tmp_path):
     run = tmp_path / "run"
-    metrics = train_gan(_job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=4))
+    metrics = train_gan(
+        _job(
+            str(photo_folders / "train"),
+            photo_folders / "val",
+            str(run),
+            steps=6,
+            pause_at_step=4,
+            log_every=1,
+        )
+    )
     assert metrics["step"] == 4 and metrics["param_max_diff"] == 0.0  # DDP kept both ranks identical
     assert (run / "step-0000004" / TRAIN_FILE).exists() and (run / "step-0000004" / "grid.png").exists()
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert {"loss_g", "loss_d", "step_s", "images_per_s_per_worker"} <= set(log[0])
+    assert {"loss_g", "loss_rec", "step_s", "images_per_s_per_worker"} <= set(log[0])
     assert [line["step"] for line in log if "val_psnr" in line] == [2, 4]
+    assert not (run / "stage1.safetensors").exists()  # paused, not finished: stage 1 has not ended
 
     with pytest.raises(ValueError, match="--resume"):
         train_gan(_job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=6))
     resumed = train_gan(
-        _job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=6, resume=True)
+        _job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=6, resume=True, log_every=1)
     )
     assert resumed["step"] == 6
+    # The stage switch happens where the budget says: gan_start 0.8 of 6 steps, so step 5 (progress
+    # 4/6 < 0.8 <= 5/6) is the first adversarial one; stage 1 ends with its export, the run with both.
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    stages = {line["step"]: line["stage"] for line in log}
+    assert stages == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2}  # "step" counts steps done, so step 6 ran at 5/6
+    assert all(("loss_d" in line) == (line["stage"] == 2) for line in log)
+    assert 5 in [line["step"] for line in log if "val_psnr" in line]  # a checkpoint where stage 1 ended
+    assert (run / "stage1.safetensors").exists() and (run / "stage2.safetensors").exists()
+    assert resumed["shipped_stage"] in (1, 2) and (run / "model.safetensors").exists()
 
     # The same run from S3 data into an S3 run directory, uninterrupted: the resumed run must match it
     # bit for bit (same weights, optimizer moments, EMA), which only holds if resume restored every state.
@@ -74,7 +93,7 @@ def test_two_workers_checkpoint_resume_export(ray_for_training, photo_folders, s
     s3_run = f"s3://{bucket}/runs/straight"
     options = StorageOptions(endpoint_url=s3_server.endpoint_url)
     straight = train_gan(
-        _job(f"s3://{bucket}/clean", photo_folders / "val", s3_run, steps=6, storage=options)
+        _job(f"s3://{bucket}/clean", photo_folders / "val", s3_run, steps=6, storage=options, log_every=1)
     )
     assert straight["step"] == 6
     local_tensors, local_meta = load_checkpoint(run / "step-0000006" / TRAIN_FILE)
@@ -90,3 +109,23 @@ def test_two_workers_checkpoint_resume_export(ray_for_training, photo_folders, s
     restored, coverage = restorer.restore_pixels(photo)
     assert restored.shape == photo.shape and restored.dtype == np.uint8 and 0 <= coverage <= 1
     assert restorer.model_id.startswith("tiny-step")
+
+
+def test_time_budget_ends_with_both_stages_exported(ray_for_training, photo_folders, tmp_path):
+    run = tmp_path / "timed"
+    job = _job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=10**9)
+    train = dataclasses.replace(job.config.train, time_budget_s=6.0, gan_start=0.5, checkpoint_every=10**6)
+    metrics = train_gan(dataclasses.replace(job, config=job.config.replace(train=train), workers=1))
+    # The step budget was never the limit: wall time was, and the run still ended with a checkpoint, each
+    # stage's export and the shipped pick.
+    assert 0 < metrics["step"] < 10**6 and metrics["shipped_stage"] in (1, 2)
+    assert {p.name for p in run.glob("*.safetensors")} == {
+        "stage1.safetensors",
+        "stage2.safetensors",
+        "model.safetensors",
+    }
+    assert (run / f"step-{metrics['step']:07d}" / TRAIN_FILE).exists()
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in log if "val_psnr" in line][-1] == metrics["step"]
+    shipped = (run / "model.safetensors").read_bytes()
+    assert shipped == (run / f"stage{metrics['shipped_stage']}.safetensors").read_bytes()
