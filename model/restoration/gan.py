@@ -2,7 +2,7 @@
 step).
 
 Stage 1, reconstruction (PSNR-oriented, the ESRGAN / Real-ESRGAN practice):
-  L_G = w_rec * Charbonnier(restored, clean) + w_mask * BCE(mask_logits, defect_mask)
+  L_G = w_rec * Charbonnier(restored, clean) + w_mse * MSE(restored, clean) + w_mask * BCE(mask_logits, mask)
 Stage 2, adversarial fine-tune from stage 1, once ``progress >= train.gan_start``:
   D:  L_D = adv(D(clean | degraded), real) + adv(D(restored.detach() | degraded), fake)
   G:  L_G = stage 1 terms + w_adv * adv(D(restored | degraded)) + w_fm * FM(D(restored), D(clean))
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.discriminator import Discriminator
@@ -139,8 +140,9 @@ class RestorationGAN:
             losses["loss_d"] = loss_d.item()
 
         loss_rec = self.reconstruction(restored.float(), batch.clean)
+        loss_mse = F.mse_loss(restored.float(), batch.clean)
         loss_mask = self.mask_loss(mask_logits.float(), batch.defect_mask)
-        loss_g = w.reconstruction * loss_rec + w.defect_mask * loss_mask
+        loss_g = w.reconstruction * loss_rec + w.mse * loss_mse + w.defect_mask * loss_mask
         if stage == 2:  # Generator: also fool the updated D and match its features.
             with self._autocast():
                 d_fake = self.discriminator(restored, batch.degraded)
@@ -156,7 +158,12 @@ class RestorationGAN:
         self.opt_g.step()
         self._update_ema()
         self.step += 1
-        losses.update(loss_g=loss_g.item(), loss_rec=loss_rec.item(), loss_mask=loss_mask.item())
+        losses.update(
+            loss_g=loss_g.item(),
+            loss_rec=loss_rec.item(),
+            loss_mse=loss_mse.item(),
+            loss_mask=loss_mask.item(),
+        )
         return losses
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -62,7 +62,7 @@ def test_train_then_promote_only_the_better_model(
     found = artifacts(state.state_details.flow_run_id)
     rows = json.loads(found["train-validation"].data)
     assert {(r["method"], r["severity"]) for r in rows} == {
-        (m, s) for m in ("degraded", "baseline", "model") for s in ("medium", "heavy")
+        (m, s) for m in ("degraded", "baseline", "model") for s in ("light", "medium", "heavy", "published")
     }
     assert found["train-promotion"].data.startswith("# Promoted")
 
