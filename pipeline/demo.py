@@ -71,14 +71,14 @@ def build_archive(out_dir: Path, samples: tuple[tuple[str, str], ...] = SAMPLES,
 
 
 def demo_model(out_dir: Path) -> tuple[str, str]:
-    """The shipped default model, or (until one ships) an untrained `base` generator, which returns its
-    input unchanged. Returns (checkpoint path, description)."""
+    """The shipped default model, or (in a checkout without it) an untrained `small` generator, which
+    returns its input unchanged. Returns (checkpoint path, description)."""
     if DEFAULT_CHECKPOINT.exists():
         return str(DEFAULT_CHECKPOINT), f"default model {DEFAULT_CHECKPOINT.name}"
     torch.manual_seed(0)
-    path = out_dir / "untrained-base.safetensors"
+    path = out_dir / "untrained-small.safetensors"
     save_generator(path, Generator(small().generator), small(), data="untrained")
-    return str(path), "untrained base generator (no trained default model ships yet: output = input)"
+    return str(path), f"untrained small generator ({DEFAULT_CHECKPOINT.name} is missing: output = input)"
 
 
 def score(results: pa.Table) -> list[DemoScore]:

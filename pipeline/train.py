@@ -171,9 +171,11 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     val_pairs = _val_pairs(job, storage) if rank == 0 else []
     budget = Budget(t.steps, t.time_budget_s, state.elapsed_s)
 
-    while not budget.done(gan.step):
+    while True:
         started = time.perf_counter()
         progress = _agreed(budget.progress(gan.step), world, device)
+        if progress >= 1.0:  # resumed a run that had already finished
+            break
         stage_before = stage_of(progress, t.gan_start)
         batch = pool.batch(gan.step, t.batch_size)
         losses = gan.train_step(batch, progress)
@@ -183,8 +185,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 "images_per_s_per_worker": len(batch.clean) / seconds}  # fmt: skip
         if rank == 0 and (gan.step % job.log_every == 0 or gan.step == 1):
             state.log.append(line)
-        finished = _agreed(float(budget.done(gan.step)), world, device) > 0
-        stage_ends = finished or stage_of(budget.progress(gan.step), t.gan_start) != stage_before
+        next_progress = _agreed(budget.progress(gan.step), world, device)  # every rank decides alike
+        finished = next_progress >= 1.0
+        stage_ends = finished or stage_of(next_progress, t.gan_start) != stage_before
         paused = job.pause_at_step is not None and gan.step >= job.pause_at_step and not finished
         if gan.step % t.checkpoint_every and not stage_ends and not paused:
             continue
@@ -230,9 +233,6 @@ class Budget:
         if self.seconds is None:
             return min(step / self.steps, 1.0)
         return min(self.elapsed_s / self.seconds, 1.0)
-
-    def done(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
 
 
 def _agreed(value: float, world: int, device: torch.device) -> float:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import ray
+import torch
 from PIL import Image, ImageCms
 
 from model.checkpoints import DEFAULT_CHECKPOINT
@@ -207,3 +209,39 @@ def test_restorer_refuses_a_model_that_changed_since_planning(tiny_checkpoint):
     assert Restorer(str(tiny_checkpoint), device="cpu", expected_id=Restorer(str(tiny_checkpoint)).model_id)
     with pytest.raises(CheckpointError, match="changed since the run started"):
         Restorer(str(tiny_checkpoint), device="cpu", expected_id="tiny-step7-000000000000")
+
+
+def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp_path, photo):
+    # What the archive gets is the generator's output, whole and tiled: lossless outputs from the real
+    # pipeline equal the shipped model run directly on the decoded pixels (a skipped model, another model or
+    # a broken tiling would all differ by far more than rounding).
+    from model.checkpoints import load_generator
+    from model.degradation.engine import degrade_image
+    from model.restoration.inference import restore_tensor
+    from pipeline.tiling import restore_tiled
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    sizes = {"small.png": (96, 72), "large.png": (300, 220)}  # the large one is restored in tiles
+    for i, (name, size) in enumerate(sizes.items()):
+        degraded, _, _ = degrade_image(photo.resize(size), "medium", seed=i)
+        degraded.save(folder / name)
+    manifest = tmp_path / "manifest.parquet"
+    pq.write_table(pa.table({"uri": [str(folder / name) for name in sizes]}), manifest)
+    cfg = PipelineConfig(tile=128, overlap=16, output_format="png")
+    job = RestoreJob(
+        manifest=str(manifest), output=str(tmp_path / "out"), model=str(DEFAULT_CHECKPOINT), pipeline=cfg
+    )
+    summary = restore_archive(job)
+    assert summary.ok == 2
+
+    outputs = {Path(r["uri"]).name: r["output_uri"] for r in pq.read_table(summary.results_uri).to_pylist()}
+    generator, _, _ = load_generator(DEFAULT_CHECKPOINT)
+    for name in sizes:
+        degraded = np.asarray(Image.open(folder / name).convert("RGB"))
+        image = torch.from_numpy(degraded.astype(np.float32) / 255).permute(2, 0, 1)
+        expected, _ = restore_tiled(lambda x: restore_tensor(generator, x), image, cfg.tile, cfg.overlap, 4)
+        expected = (expected.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.int16)
+        written = np.asarray(Image.open(outputs[name]), np.int16)
+        assert np.abs(written - expected).max() <= 1, name
+        assert np.abs(written - degraded.astype(np.int16)).mean() > 1  # and the model did change the photo
