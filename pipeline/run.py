@@ -9,6 +9,7 @@ driver at any moment loses at most the rows of one unflushed part, which the nex
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from pipeline.manifest import (
 )
 from pipeline.restorer import Restorer
 from pipeline.stages import decode, encode_and_write, fetch, output_uri
-from pipeline.storage import Storage, StorageOptions, is_same_or_inside
+from pipeline.storage import Storage, StorageOptions, is_same_or_inside, parse_uri
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,9 @@ def build_dataset(
 def check_output_prefix(manifest: pa.Table, output: str) -> None:
     """Refuse an output prefix equal to or inside the inputs' common folder, or one that maps an input key
     onto itself: originals are never written."""
+    target = parse_uri(output)
+    if target.scheme != "s3" and os.path.realpath(target.key) == "/":
+        raise ValueError(f"output {output} is the filesystem root; choose a folder for the restored copies")
     low, high = pc.min_max(manifest["uri"]).values()
     low, high = low.as_py(), high.as_py()
     common = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]

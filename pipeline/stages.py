@@ -156,12 +156,21 @@ def output_uri(input_uri: str, output_prefix: str, input_format: str, output_for
     source = parse_uri(input_uri)
     if source.scheme == "s3":
         relative = f"{source.bucket}/{source.key}"
+        if {".", ".."} & set(relative.split("/")):
+            # On a local disk '..' would climb out of the output prefix; on S3 it is a confusing alias.
+            raise ValueError(
+                f"{input_uri}: key has '.' or '..' path segments; refusing to map it to an output"
+            )
     else:
         relative = os.path.realpath(source.key).lstrip("/")
     written = _written_format(input_format, output_format)
     if written != _ALIASES.get(input_format, input_format):
         relative += _WRITERS[written][0]
     uri = Storage.join(output_prefix, relative)
+    if not is_same_or_inside(uri, output_prefix) or uri.rstrip("/") == output_prefix.rstrip("/"):
+        raise ValueError(
+            f"{input_uri}: its output {uri} would fall outside the output prefix {output_prefix}"
+        )
     if is_same_or_inside(uri, input_uri):
         raise ValueError(
             f"{uri}: output would overwrite the input; choose an output prefix outside the inputs"
@@ -193,7 +202,7 @@ def encode_and_write(
         written = _written_format(fmt, output_format)
         try:
             target = output_uri(uri, output_prefix, fmt, output_format)
-        except ValueError as exc:  # the output would be the input itself
+        except ValueError as exc:  # the output would be the input itself, or outside the output prefix
             return "", str(exc), "", 0.0
         try:
             data = _encode(restored, bit_depth, mode, written, exif, icc, (dpi_x, dpi_y))

@@ -245,3 +245,11 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
         written = np.asarray(Image.open(outputs[name]), np.int16)
         assert np.abs(written - expected).max() <= 1, name
         assert np.abs(written - degraded.astype(np.int16)).mean() > 1  # and the model did change the photo
+
+
+@pytest.mark.parametrize("output", ["/", "/tmp/..", "file:///"])
+def test_refuses_the_filesystem_root_as_output(output):
+    from pipeline.run import check_output_prefix
+
+    with pytest.raises(ValueError, match="filesystem root"):
+        check_output_prefix(pa.table({"uri": ["s3://bucket/scans/a.jpg"]}), output)

@@ -398,3 +398,25 @@ def test_output_uri_never_names_the_input(tmp_path):
         output_uri(str(tmp_path / "c.jpg"), "/", "JPEG", "same")
     with pytest.raises(ValueError, match="unknown output format 'gif'"):
         output_uri("s3://photos/a.jpg", "s3://out", "JPEG", "gif")
+
+
+@pytest.mark.parametrize(
+    "key", ["../../escape/evil.jpg", "scans/../../../evil.jpg", "scans/./a.jpg", "a/../b.jpg"]
+)
+def test_s3_keys_with_dot_segments_never_leave_the_output_prefix(tmp_path, key):
+    # An S3 key is any string: '../' in it must not climb out of a local output prefix.
+    prefix = tmp_path / "out"
+    with pytest.raises(ValueError, match="path segments"):
+        output_uri(f"s3://bucket/{key}", str(prefix), "JPEG", "same")
+
+
+def test_a_row_whose_output_would_escape_fails_and_writes_nothing(tmp_path):
+    src = tmp_path / "in" / "a.jpg"
+    src.parent.mkdir()
+    photo().save(src)
+    storage = Storage()
+    decoded = decode(fetch(manifest([str(src)]), storage), 10**6)
+    decoded["uri"] = column(["s3://bucket/../../escape/evil.jpg"])  # what an S3 listing can hand over
+    result = encode_and_write(restore(decoded), str(tmp_path / "deep" / "out"), "same", storage, MODEL)
+    assert result["status"][0] == "failed" and "path segments" in result["error"][0]
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [src]  # nothing written, inside or out
