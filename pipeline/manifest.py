@@ -110,6 +110,8 @@ def validate_manifest(table: pa.Table, source: str = "manifest") -> pa.Table:
     column already uses."""
     if "uri" not in table.column_names:
         raise ManifestError(f"{source}: no 'uri' column (columns: {', '.join(table.column_names) or 'none'})")
+    if table.num_rows == 0:
+        raise ManifestError(f"{source}: the manifest has no rows; nothing to restore")
     clashes = sorted(set(table.column_names) & set(RESULT_SCHEMA.names) - {"id", "uri"})
     if clashes:
         raise ManifestError(
@@ -306,11 +308,14 @@ def _manifest_chunk(objects: list[ObjectInfo]) -> pa.Table:
 
 
 def _as_strings(column: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
-    """Ids may be integers in hand-made manifests; they become strings. Other types are refused."""
+    """Ids may be integers in hand-made manifests; they become strings. A uri must be text: an integer is
+    no path, and taking it as one would report a confusing failure per row. Other types are refused."""
     kind = column.type
     if pa.types.is_string(kind):
         return column
-    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind) or pa.types.is_integer(kind):
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return column.cast(pa.string())
+    if pa.types.is_integer(kind) and name != "uri":
         return column.cast(pa.string())
     raise ManifestError(f"{source}: column '{name}' has type {kind}; expected strings")
 

@@ -95,6 +95,21 @@ def test_read_manifest_turns_integer_ids_into_strings(tmp_path):
     assert read_manifest(str(path), Storage())["id"].to_pylist() == ["7", "8"]
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pa.table({"uri": pa.array([], pa.string())}), "no rows; nothing to restore"),
+        (pa.table({"uri": pa.array([1], pa.int64())}), "column 'uri' has type int64; expected strings"),
+    ],
+)
+def test_empty_manifest_and_integer_uris_are_one_line_errors(tmp_path, table, message):
+    path = tmp_path / "m.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ManifestError, match=message) as info:
+        read_manifest(str(path), Storage())
+    assert "\n" not in str(info.value)
+
+
 def test_missing_or_non_parquet_manifest_is_a_one_line_error(place):
     storage, root = place
     missing = storage.join(root, "missing.parquet")
