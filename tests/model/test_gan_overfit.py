@@ -15,7 +15,7 @@ from model.restoration.config import tiny
 from model.restoration.gan import Batch, RestorationGAN
 
 STAGE1_STEPS, STAGE2_STEPS = 250, 60
-MIN_STAGE1_GAIN_DB = 10.0  # measured: see docs/MODEL.md "Can it learn?"
+MIN_STAGE1_GAIN_DB = 10.0  # measured +21.3 dB (10.5 -> 31.8), docs/MODEL.md "Can it learn?"
 MAX_STAGE2_LOSS_DB = 3.0
 
 
@@ -42,7 +42,12 @@ def test_both_stages_overfit_one_pair(pair):
     cfg = tiny()
     cfg = cfg.replace(
         train=dataclasses.replace(
-            cfg.train, lr_generator=4e-3, lr_gan_generator=4e-4, gan_start=0.5, warmup_steps=1
+            cfg.train,
+            lr_generator=4e-3,
+            lr_gan_generator=4e-4,
+            lr_discriminator=2e-3,
+            gan_start=0.5,
+            warmup_steps=1,
         )
     )
     gan = RestorationGAN(cfg)
@@ -70,7 +75,7 @@ def test_both_stages_overfit_one_pair(pair):
     assert all(np.isfinite(v) for step in stage1 + stage2 for v in step.values())
     # D learns to tell the pair's clean target from G's output ...
     assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters(), strict=True))
-    assert np.mean([s["loss_d"] for s in stage2[-10:]]) < np.mean([s["loss_d"] for s in stage2[:10]])
+    assert np.mean([s["loss_d"] for s in stage2[-10:]]) < np.mean([s["loss_d"] for s in stage2[:10]]) - 0.01
     # ... and G keeps most of stage 1's gain while it learns to fool D.
     assert (
         after2 >= after1 - MAX_STAGE2_LOSS_DB and after2 - before >= MIN_STAGE1_GAIN_DB - MAX_STAGE2_LOSS_DB

