@@ -5,7 +5,7 @@ model -> encode -> write one image at a time in this process; the pipeline is `r
 local folders), Ray start-up included. On a CUDA machine it also prints the generator-only forward rate
 (the ceiling) and the fraction of it the pipeline reaches.
 
-    python benchmarks/restore.py --images 200 --megapixels 1.0 [--model CKPT | --preset base]
+    python benchmarks/restore.py --images 200 --megapixels 1.0 [--model CKPT | --preset small]
 """
 
 from __future__ import annotations
