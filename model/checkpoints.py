@@ -161,14 +161,17 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: Ch
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
-    path = Path(path)
+    return decode_checkpoint(_read_local(path), str(path))
+
+
+def _read_local(path: str | Path) -> bytes:
+    """A checkpoint file's bytes; a missing file or a folder is a one-line CheckpointError."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, expected a .safetensors checkpoint file") from None
-    return decode_checkpoint(data, str(path))
 
 
 def save_generator(
@@ -207,17 +210,7 @@ def load_generator(
     """The one loader: an inference checkpoint from a local path, or from ``storage.read_bytes`` (s3:// and
     local through pipeline.storage.Storage). Returns (generator in eval mode, metadata, model id)."""
     name = str(uri)
-    if storage is not None:
-        data = storage.read_bytes(name)
-    else:
-        try:
-            data = Path(uri).read_bytes()
-        except FileNotFoundError:
-            raise CheckpointError(f"{name}: checkpoint not found") from None
-        except IsADirectoryError:
-            raise CheckpointError(
-                f"{name}: is a directory, expected a .safetensors checkpoint file"
-            ) from None
+    data = storage.read_bytes(name) if storage is not None else _read_local(uri)
     tensors, meta = decode_checkpoint(data, name)
     if meta.kind != "generator":
         raise CheckpointError(f"{name}: is a {meta.kind} checkpoint; export a generator from it first")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from model.degradation.aging import LUMA
+
 
 def psnr(restored: np.ndarray, clean: np.ndarray) -> float:
     """PSNR in dB between two uint8 images of equal shape, (H, W) or (H, W, C), range [0, 255]."""
@@ -37,7 +39,7 @@ def hf_ratio(restored: np.ndarray, clean: np.ndarray) -> float:
 
 def _luma(image: np.ndarray) -> np.ndarray:
     x = image.astype(np.float64)
-    return x if x.ndim == 2 else x[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return x if x.ndim == 2 else x[..., :3] @ np.asarray(LUMA)
 
 
 def _laplacian(x: np.ndarray) -> np.ndarray:

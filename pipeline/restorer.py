@@ -64,9 +64,7 @@ class Restorer:
         self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
 
     def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.device.type == "cuda":
-            tiles = tiles.contiguous(memory_format=torch.channels_last)
-        return restore_tensor(self.generator, tiles, self.autocast)
+        return restore_tensor(self.generator, tiles, self.autocast)  # channels_last input is made there
 
     def restore_pixels(self, pixels: np.ndarray, bit_depth: int = 8) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC holding values of ``bit_depth`` bits (8 or 16) -> (restored, same layout,
