@@ -45,7 +45,7 @@ def naive(images: list[Path], out: Path, checkpoint: str, cfg: PipelineConfig) -
     for path in images:
         with Image.open(io.BytesIO(path.read_bytes())) as image:
             pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        restored, _ = restorer.restore_pixels(pixels, 8)
+        restored, _ = restorer.restore_pixels(pixels)
         buf = io.BytesIO()
         Image.fromarray(restored).save(buf, "JPEG", quality=95, subsampling=0)
         (out / path.name).write_bytes(buf.getvalue())

@@ -12,11 +12,14 @@ import numpy as np
 import torch
 
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
+from model.degradation.aging import LUMA
 from model.restoration.inference import restore_tensor
+from pipeline.stages import image_at, images_column
 from pipeline.storage import Storage
 from pipeline.tiling import restore_tiled
 
 DEFECT_THRESHOLD = 0.5  # a pixel counts towards defect coverage when its defect probability exceeds this
+_NO_PIXELS = np.zeros((0, 0, 0), np.uint8)  # a failed row's restored image
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -28,10 +31,11 @@ def pick_device(requested: str = "auto") -> torch.device:
 class Restorer:
     """Loads the generator once in ``__init__`` and restores a batch in ``__call__``.
 
-    Batch in: ``pixels`` (HxWxC uint8/uint16 arrays, C = 1..4), ``bit_depth`` (8 | 16) and ``error``
-    ("" = ok). Batch out: the other columns plus ``restored`` (same shape, dtype and channels: grayscale
-    stays grayscale, alpha is carried over untouched), ``defect_coverage`` (fraction of pixels the model
-    marks as defects) and ``restore_ms``. On GPU the model runs in bf16 autocast with channels_last memory.
+    Batch in: decode's columns (``pixels``, an images column read by ``image_at``, and ``error``, "" = ok).
+    Batch out: the other columns plus ``restored`` (an images column of the same shape, dtype and
+    channels: grayscale stays grayscale, alpha is carried over untouched), ``defect_coverage`` (fraction
+    of pixels the model marks as defects) and ``restore_ms``. On GPU the model runs in bf16 autocast with
+    channels_last memory.
     """
 
     def __init__(
@@ -66,11 +70,10 @@ class Restorer:
     def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return restore_tensor(self.generator, tiles, self.autocast)  # channels_last input is made there
 
-    def restore_pixels(self, pixels: np.ndarray, bit_depth: int = 8) -> tuple[np.ndarray, float]:
-        """One decoded image, HxWxC holding values of ``bit_depth`` bits (8 or 16) -> (restored, same layout,
-        dtype and value range; defect coverage). Depth is passed, not read from the dtype, because a Ray batch
-        mixing 8- and 16-bit images hands both over as uint16."""
-        scale = 65535.0 if bit_depth == 16 else 255.0
+    def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+        """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;
+        defect coverage)."""
+        scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
         channels = pixels.shape[2]
         colour = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
         image = (
@@ -82,7 +85,7 @@ class Restorer:
         coverage = float((defects > DEFECT_THRESHOLD).float().mean())
         out = restored.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]
         if channels < 3:  # grayscale in, grayscale out (Rec. 601 luma, as Pillow's convert("L"))
-            out = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            out = out @ np.array(LUMA, dtype=np.float32)
             out = out[..., None]
         out = np.clip(np.rint(out * scale), 0, scale).astype(pixels.dtype)
         if channels in (2, 4):  # alpha is not the model's business: carry it over bit for bit
@@ -91,17 +94,16 @@ class Restorer:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["pixels"])
-        restored = np.empty(n, dtype=object)
+        restored = [_NO_PIXELS] * n
         coverage = np.zeros(n, dtype=np.float32)
         restore_ms = np.zeros(n, dtype=np.float64)
         errors = np.array(batch["error"], dtype=object)
-        for i, pixels in enumerate(batch["pixels"]):
-            restored[i] = pixels
+        for i in range(n):
             if errors[i]:
                 continue
             started = time.perf_counter()
             try:
-                restored[i], coverage[i] = self.restore_pixels(np.asarray(pixels), int(batch["bit_depth"][i]))
+                restored[i], coverage[i] = self.restore_pixels(image_at(batch, i))
             except torch.OutOfMemoryError:
                 errors[i] = "out of GPU memory while restoring; lower --tile or --tiles-per-batch"
                 torch.cuda.empty_cache()
@@ -110,7 +112,7 @@ class Restorer:
         rest = {k: v for k, v in batch.items() if k != "pixels"}
         return {
             **rest,
-            "restored": restored,
+            "restored": images_column(restored),
             "defect_coverage": coverage,
             "restore_ms": restore_ms,
             "error": errors,

@@ -106,24 +106,46 @@ class _Decoded:
     error: str = ""
 
 
-_PLACEHOLDER = np.zeros((1, 1, 3), np.uint8)
+_PLACEHOLDER = np.zeros((0, 0, 0), np.uint8)  # a failed row's image: no bytes at all
+
+
+def images_column(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Images as a column of raw bytes (C order, native byte order); ``image_at`` reads them back.
+
+    Images never travel as Ray tensor columns: Ray concatenates the outputs of several batches into one block
+    whenever scheduling makes it so, and tensor columns of different dtypes (an 8-bit and a 16-bit image)
+    cannot be concatenated, which failed the whole job. A bytes column always can."""
+    return _objects([np.ascontiguousarray(image).tobytes() for image in images])
+
+
+def image_at(batch: Batch, i: int, column: str = "pixels") -> np.ndarray:
+    """Row ``i`` of an images column as HxWxC: uint16 where ``bit_depth`` is 16, else uint8, with the row's
+    ``height``, ``width`` and ``channels`` (all 0 for a failed row). Read-only: it is a view of the bytes."""
+    dtype = np.dtype(np.uint16 if int(batch["bit_depth"][i]) == 16 else np.uint8)
+    shape = (int(batch["height"][i]), int(batch["width"][i]), int(batch["channels"][i]))
+    data = batch[column][i]
+    if len(data) != shape[0] * shape[1] * shape[2] * dtype.itemsize:
+        raise ValueError(
+            f"{column} holds {len(data)} bytes, not a {'x'.join(map(str, shape))} image of {dtype.name}"
+        )
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
 def decode(batch: Batch, max_pixels: int) -> Batch:
-    """Decode fetch's ``data`` (dropped from the output) into ``pixels``: an HxWxC C-contiguous array, C = 1,
-    2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16- and 32-bit gray, uint16 (0..65535).
+    """Decode fetch's ``data`` (dropped from the output) into ``pixels``, an images column (``image_at`` reads
+    row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16- and 32-bit gray,
+    uint16 (0..65535)), with ``channels`` and ``bit_depth`` (8 or 16).
 
-    Also adds ``bit_depth`` (8 or 16), ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's
+    Also adds ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's
     Pillow mode), ``exif`` and ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and
     ``width``/``height``. Reads DECODE_FORMATS; other files fail as "not an image". EXIF orientation is
     applied to the pixels, width, height and dpi, and the orientation tag left in ``exif`` is 1. Images
-    over ``max_pixels`` fail from their header, before any pixel is decoded. Failed rows get 1x1x3 zero
-    pixels, "" and zeros.
+    over ``max_pixels`` fail from their header, before any pixel is decoded. Failed rows get no pixel bytes,
+    "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
     (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16; F ->
-    clipped to 0..255 and rounded -> L. Downstream must go by ``bit_depth``, not the array's dtype: Ray
-    stores a batch's images with one dtype, so 8-bit images batched with a 16-bit one arrive as uint16."""
+    clipped to 0..255 and rounded -> L."""
     rows: list[_Decoded] = []
     elapsed = batch["elapsed_ms"].copy()
     for i, (data, error) in enumerate(zip(batch["data"], batch["error"], strict=True)):
@@ -132,7 +154,8 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
         elapsed[i] += _ms_since(start)
     return {
         **{name: column for name, column in batch.items() if name != "data"},
-        "pixels": _objects([row.pixels for row in rows]),
+        "pixels": images_column([row.pixels for row in rows]),
+        "channels": np.array([row.pixels.shape[2] for row in rows], dtype=np.int32),
         "bit_depth": np.array([16 if row.pixels.dtype == np.uint16 else 8 for row in rows], dtype=np.int32),
         "format": _objects([row.format for row in rows]),
         "mode": _objects([row.mode for row in rows]),
@@ -140,8 +163,8 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
         "icc": _objects([row.icc for row in rows]),
         "dpi_x": np.array([row.dpi[0] for row in rows], dtype=np.float64),
         "dpi_y": np.array([row.dpi[1] for row in rows], dtype=np.float64),
-        "width": np.array([0 if r.error else r.pixels.shape[1] for r in rows], dtype=np.int32),
-        "height": np.array([0 if r.error else r.pixels.shape[0] for r in rows], dtype=np.int32),
+        "width": np.array([row.pixels.shape[1] for row in rows], dtype=np.int32),
+        "height": np.array([row.pixels.shape[0] for row in rows], dtype=np.int32),
         "error": _objects([row.error for row in rows]),
         "elapsed_ms": elapsed,
     }
@@ -191,12 +214,10 @@ def encode_and_write(
     JPEG and TIFF. ``error`` is "" for ok rows and ``output_uri`` "" for failed ones; width, height and
     defect_coverage are 0 for failed rows. Writes run concurrently in a few threads."""
     _written_format("", output_format)  # a bad option fails the job once, not every row
-    columns = ("uri", "error", "restored", "bit_depth", "format", "mode", "exif", "icc", "dpi_x", "dpi_y")
-    rows = zip(*(batch[name] for name in columns), strict=True)
 
-    def write(row: tuple[Any, ...]) -> tuple[str, str, str, float]:
+    def write(i: int) -> tuple[str, str, str, float]:
         start = time.perf_counter()
-        uri, error, restored, bit_depth, fmt, mode, exif, icc, dpi_x, dpi_y = row
+        uri, error, fmt = batch["uri"][i], batch["error"][i], batch["format"][i]
         if error:
             return "", error, "", 0.0
         written = _written_format(fmt, output_format)
@@ -205,7 +226,9 @@ def encode_and_write(
         except ValueError as exc:  # the output would be the input itself, or outside the output prefix
             return "", str(exc), "", 0.0
         try:
-            data = _encode(restored, bit_depth, mode, written, exif, icc, (dpi_x, dpi_y))
+            restored = image_at(batch, i, "restored")
+            dpi = (batch["dpi_x"][i], batch["dpi_y"][i])
+            data = _encode(restored, batch["mode"][i], written, batch["exif"][i], batch["icc"][i], dpi)
         except Exception as exc:  # one odd image (EXIF too long for JPEG, ...) must not stop the job
             return "", f"could not encode as {written}: {_one_line(exc)}", "", _ms_since(start)
         try:
@@ -215,7 +238,7 @@ def encode_and_write(
         return target, "", hashlib.sha256(data).hexdigest(), _ms_since(start)
 
     with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS, len(batch["uri"])))) as pool:
-        results = list(pool.map(write, rows))
+        results = list(pool.map(write, range(len(batch["uri"]))))
     ok = np.array([not error for _, error, _, _ in results], dtype=bool)
     n = len(results)
     out = {
@@ -337,15 +360,9 @@ def _written_format(input_format: str, output_format: str) -> str:
 
 
 def _encode(
-    restored: np.ndarray,
-    bit_depth: int,
-    source_mode: str,
-    fmt: str,
-    exif: bytes,
-    icc: bytes,
-    dpi: tuple[float, float],
+    restored: np.ndarray, source_mode: str, fmt: str, exif: bytes, icc: bytes, dpi: tuple[float, float]
 ) -> bytes:
-    image = _output_image(restored, bit_depth, source_mode, fmt)
+    image = _output_image(restored, source_mode, fmt)
     options = dict(_SAVE_OPTIONS[fmt])
     if exif:
         options["exif"] = exif
@@ -359,15 +376,8 @@ def _encode(
     return buffer.getvalue()
 
 
-def _output_image(restored: np.ndarray, bit_depth: int, source_mode: str, fmt: str) -> Image.Image:
-    if restored.ndim != 3 or restored.shape[2] not in (1, 2, 3, 4) or restored.dtype.kind != "u":
-        raise ValueError(
-            f"restored pixels are {restored.dtype} {restored.shape}; expected HxWxC uint, C <= 4"
-        )
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    if restored.dtype != dtype and restored.max(initial=0) > np.iinfo(dtype).max:  # never wrap around
-        raise ValueError(f"restored values exceed the {bit_depth}-bit range of the input")
-    pixels = restored.astype(dtype, copy=False)
+def _output_image(restored: np.ndarray, source_mode: str, fmt: str) -> Image.Image:
+    pixels = restored
     if pixels.dtype == np.uint16 and fmt in ("JPEG", "WEBP"):
         pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)  # rounds v * 255 / 65535
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)

@@ -20,7 +20,7 @@ from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
 from model.restoration.gan import Batch
 from pipeline.manifest import IMAGE_EXTENSIONS, read_manifest
-from pipeline.stages import decode, fetch
+from pipeline.stages import decode, fetch, image_at, images_column
 from pipeline.storage import Storage
 
 
@@ -36,14 +36,22 @@ def clean_table(source: str, storage: Storage) -> pa.Table:
 
 
 def _to_rgb(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Keep index and (H, W, 3) uint8 RGB pixels of the rows that decoded; training skips unreadable files."""
+    """Keep the rows that decoded (training skips unreadable files) as index and an images column of
+    (H, W, 3) uint8 RGB, with bit_depth, height, width and channels for ``image_at``."""
     keep = [i for i, error in enumerate(batch["error"]) if not error]
-    pixels = np.empty(len(keep), dtype=object)
-    for j, i in enumerate(keep):
-        p = np.asarray(batch["pixels"][i])
-        p = (p >> 8).astype(np.uint8) if int(batch["bit_depth"][i]) == 16 else p.astype(np.uint8)
-        pixels[j] = np.ascontiguousarray(np.repeat(p[..., :1], 3, axis=2) if p.shape[2] < 3 else p[..., :3])
-    return {"index": np.asarray(batch["index"])[keep], "pixels": pixels}
+    photos = []
+    for i in keep:
+        p = image_at(batch, i)
+        p = (p >> 8).astype(np.uint8) if p.dtype == np.uint16 else p
+        photos.append(np.repeat(p[..., :1], 3, axis=2) if p.shape[2] < 3 else p[..., :3])
+    return {
+        "index": np.asarray(batch["index"])[keep],
+        "pixels": images_column(photos),
+        "bit_depth": np.full(len(keep), 8, np.int32),
+        "height": np.asarray(batch["height"])[keep],
+        "width": np.asarray(batch["width"])[keep],
+        "channels": np.full(len(keep), 3, np.int32),
+    }
 
 
 def clean_dataset(source: str, storage: Storage, max_pixels: int = 50_000_000) -> ray.data.Dataset:
@@ -62,9 +70,9 @@ def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
     """This worker's photos, in manifest order: rows whose index % world_size == rank."""
     photos: dict[int, np.ndarray] = {}
     for batch in shard.iter_batches(batch_size=16, batch_format="numpy"):
-        for index, pixels in zip(batch["index"], batch["pixels"], strict=True):
+        for i, index in enumerate(batch["index"]):
             if int(index) % world_size == rank:
-                photos[int(index)] = np.asarray(pixels)
+                photos[int(index)] = image_at(batch, i).copy()  # writable, and free of the batch's buffer
     if not photos:
         raise ValueError(f"worker {rank} of {world_size} got no training photos; use fewer workers")
     return [photos[i] for i in sorted(photos)]

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601, as cv2's RGB2GRAY and the engine use
+from model.degradation.aging import LUMA
+
+_LUMA = np.array(LUMA, np.float32)
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,52 @@ def test_refuses_the_filesystem_root_as_output(output):
 
     with pytest.raises(ValueError, match="filesystem root"):
         check_output_prefix(pa.table({"uri": ["s3://bucket/scans/a.jpg"]}), output)
+
+
+def test_stage_outputs_concatenate_whatever_rows_share_a_block(ray_local, tmp_path, photo, tiny_checkpoint):
+    # Ray concatenates the outputs of several batches into one block whenever it likes (how often depends on
+    # scheduling), so every column must have one Arrow type whatever image a row holds. With one-row batches
+    # over one block this concatenation happens every time: 8-bit RGB, 16-bit gray, RGBA and a failed row.
+    from pipeline.restorer import Restorer
+    from pipeline.stages import decode, encode_and_write, fetch
+    from pipeline.storage import Storage
+
+    small = photo.resize((40, 30))
+    images = {
+        "rgb.png": small,
+        "gray16.png": Image.fromarray(np.asarray(small.convert("L")).astype(np.uint16) * 257),
+        "rgba.png": small.convert("RGBA"),
+    }
+    for name, image in images.items():
+        image.save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    uris = [str(tmp_path / name) for name in ["rgb.png", "gray16.png", "broken.png", "rgba.png"]]
+    table = pa.table({"id": [f"id-{i}" for i in range(len(uris))], "uri": uris})
+    storage = Storage()
+    ds = ray.data.from_arrow([table])
+    ds = ds.map_batches(fetch, fn_kwargs={"storage": storage}, batch_size=1, batch_format="numpy")
+    ds = ds.map_batches(decode, fn_kwargs={"max_pixels": MAX_PIXELS}, batch_size=1, batch_format="numpy")
+    ds = ds.map_batches(
+        Restorer,
+        fn_constructor_kwargs={"checkpoint": str(tiny_checkpoint), "device": "cpu"},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        batch_size=1,
+        batch_format="numpy",
+    )
+    ds = ds.map_batches(
+        encode_and_write,
+        fn_kwargs={
+            "output_prefix": str(tmp_path / "out"),
+            "output_format": "png",
+            "storage": storage,
+            "model_id": "m",
+        },
+        batch_size=1,
+        batch_format="numpy",
+    )
+    rows = {Path(row["uri"]).name: row for row in ds.take_all()}
+    assert rows["broken.png"]["error"] == "not an image (unrecognised format)"
+    for name, image in images.items():
+        assert rows[name]["error"] == "", rows[name]["error"]
+        written = Image.open(rows[name]["output_uri"])
+        assert (written.mode, written.size) == (image.mode, image.size)

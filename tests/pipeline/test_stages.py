@@ -14,7 +14,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 from skimage import data
 
 from pipeline.manifest import RESULT_SCHEMA, read_results, write_result_part
-from pipeline.stages import decode, encode_and_write, fetch, output_uri
+from pipeline.stages import decode, encode_and_write, fetch, image_at, output_uri
 from pipeline.storage import Storage
 
 MODEL = "patina-test-v1"
@@ -62,7 +62,7 @@ def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n = len(batch["id"])
     return {
         **batch,
-        "restored": column([pixels.copy() for pixels in batch["pixels"]]),
+        "restored": batch["pixels"].copy(),
         "defect_coverage": np.full(n, 0.25, np.float32),
         "restore_ms": np.full(n, 2.0),
     }
@@ -77,7 +77,7 @@ def reopen(uri: str, storage: Storage) -> dict:
     """One output decoded by the stages themselves, as a dict of that row's values."""
     batch = decode(fetch(manifest([uri]), storage), 10**6)
     assert batch["error"][0] == ""
-    return {name: values[0] for name, values in batch.items()}
+    return {**{name: values[0] for name, values in batch.items()}, "pixels": image_at(batch, 0)}
 
 
 def save(path: Path, image: Image.Image, **options) -> str:
@@ -93,7 +93,7 @@ def test_jpeg_round_trip_applies_orientation_and_keeps_exif_icc_dpi(tmp_path):
 
     decoded, result = run([src], storage, prefix)
 
-    pixels = decoded["pixels"][0]
+    pixels = image_at(decoded, 0)
     with Image.open(src) as upright:
         expected = np.asarray(ImageOps.exif_transpose(upright))
     assert pixels.shape == (64, 48, 3) and pixels.dtype == np.uint8 and pixels.flags.c_contiguous
@@ -144,7 +144,10 @@ def test_metadata_survives_each_format(tmp_path, name, output_format, dpi):
     decoded, result = run([src], storage, str(tmp_path / "out"), output_format=output_format)
 
     out = reopen(result["output_uri"][0], storage)
-    for row in ({name: values[0] for name, values in decoded.items()}, out):
+    for row in (
+        {**{name: values[0] for name, values in decoded.items()}, "pixels": image_at(decoded, 0)},
+        out,
+    ):
         exif = Image.Exif()
         exif.load(row["exif"])
         assert dict(exif) == {0x0112: 1, MAKE: "Patina Test Camera"}  # a TIFF's layout tags are not EXIF
@@ -173,7 +176,7 @@ def test_lossless_round_trip(tmp_path, name, mode, options, channels, bit_depth,
 
     decoded, result = run([src], storage, str(tmp_path / "out"))
 
-    pixels = decoded["pixels"][0]
+    pixels = image_at(decoded, 0)
     assert pixels.shape == (48, 64, channels) and decoded["bit_depth"][0] == bit_depth
     assert pixels.dtype == (np.uint16 if bit_depth == 16 else np.uint8) and pixels.flags.c_contiguous
     assert result["status"][0] == "ok", result["error"][0]
@@ -194,11 +197,11 @@ def test_cmyk_jpeg_is_written_back_as_cmyk(tmp_path):
 
     decoded, result = run([src], storage, str(tmp_path / "out"))
 
-    assert (decoded["mode"][0], decoded["pixels"][0].shape) == ("CMYK", (48, 64, 3))
+    assert (decoded["mode"][0], image_at(decoded, 0).shape) == ("CMYK", (48, 64, 3))
     with Image.open(result["output_uri"][0]) as image:
         assert (image.format, image.mode) == ("JPEG", "CMYK")
     out = reopen(result["output_uri"][0], storage)["pixels"]
-    assert np.abs(out.astype(int) - decoded["pixels"][0]).mean() < 3
+    assert np.abs(out.astype(int) - image_at(decoded, 0)).mean() < 3
 
 
 def test_format_override_appends_extension_and_keeps_metadata(tmp_path):
@@ -214,7 +217,7 @@ def test_format_override_appends_extension_and_keeps_metadata(tmp_path):
     exif = Image.Exif()
     exif.load(out["exif"])
     assert exif[MAKE] == "Patina Test Camera"
-    np.testing.assert_array_equal(out["pixels"], decoded["pixels"][0])
+    np.testing.assert_array_equal(out["pixels"], image_at(decoded, 0))
 
 
 def test_jpeg_output_drops_alpha_and_reduces_16_bit_to_8(tmp_path):
@@ -227,8 +230,8 @@ def test_jpeg_output_drops_alpha_and_reduces_16_bit_to_8(tmp_path):
     assert list(result["status"]) == ["ok", "ok"]
     rgb, gray = (reopen(uri, storage)["pixels"] for uri in result["output_uri"])
     assert rgb.shape == (48, 64, 3) and gray.shape == (48, 64, 1) and gray.dtype == np.uint8
-    assert np.abs(rgb.astype(int) - decoded["pixels"][0][:, :, :3]).mean() < 3
-    assert np.abs(gray.astype(int) - decoded["pixels"][1] / 257).mean() < 2
+    assert np.abs(rgb.astype(int) - image_at(decoded, 0)[:, :, :3]).mean() < 3
+    assert np.abs(gray.astype(int) - image_at(decoded, 1) / 257).mean() < 2
 
 
 @pytest.mark.parametrize(
@@ -247,7 +250,7 @@ def test_decode_maps_numeric_modes(tmp_path, mode, values, expected):
 
     decoded = decode(fetch(manifest([src]), Storage()), 10**6)
 
-    pixels = decoded["pixels"][0]
+    pixels = image_at(decoded, 0)
     assert decoded["mode"][0] == mode and pixels.shape == (1, len(values), 1)
     assert pixels.dtype == (np.uint8 if mode in ("1", "F") else np.uint16)
     assert pixels.ravel().tolist() == expected
@@ -259,7 +262,7 @@ def test_decode_maps_colour_modes(tmp_path, mode, channels):
 
     decoded = decode(fetch(manifest([src]), Storage()), 10**6)
 
-    assert decoded["error"][0] == "" and decoded["pixels"][0].shape == (48, 64, channels)
+    assert decoded["error"][0] == "" and image_at(decoded, 0).shape == (48, 64, channels)
 
 
 def test_bad_rows_fail_with_their_reason_and_spare_the_rest(tmp_path, s3_server, bucket, monkeypatch):
@@ -317,36 +320,40 @@ def test_encode_failures_are_per_row(tmp_path, s3_server):
     storage = s3_server.storage(max_attempts=1)
     srcs = [save(tmp_path / name, photo()) for name in ("a.png", "b.png", "c.png")]
     decoded = restore(decode(fetch(manifest(srcs), storage), 10**6))
-    # Actors breaking their contract: floats, and 16-bit values for an 8-bit image.
-    decoded["restored"][1] = decoded["restored"][1].astype(np.float32)
-    decoded["restored"][2] = decoded["restored"][2].astype(np.uint16) * 257
+    # An actor breaking its contract: restored bytes that are not an image of the input's shape and depth.
+    decoded["restored"][1] = decoded["restored"][1][:-2]
+    decoded["restored"][2] = image_at(decoded, 2).astype(np.uint16).tobytes()  # 16-bit for an 8-bit input
 
     result = encode_and_write(decoded, "s3://no-such-bucket-here/out", "same", storage, MODEL)
 
     assert list(result["status"]) == ["failed"] * 3
     assert "bucket 'no-such-bucket-here' does not exist" in result["error"][0]
-    assert result["error"][1].startswith("could not encode as PNG: restored pixels are float32")
-    assert result["error"][2].endswith("restored values exceed the 8-bit range of the input")
+    assert (
+        result["error"][1]
+        == "could not encode as PNG: restored holds 9214 bytes, not a 48x64x3 image of uint8"
+    )
+    assert result["error"][2].startswith("could not encode as PNG: restored holds 18432 bytes, not a 48x64x3")
 
 
 def test_mixed_bit_depths_survive_ray_blocks(tmp_path):
-    """Ray stores a batch's images with one dtype, so an 8-bit image next to a 16-bit one comes back as
-    uint16; bit_depth keeps it 8-bit on the way out."""
+    """Ray turns each batch into an Arrow block and concatenates blocks at will: 8- and 16-bit images must
+    come back bit-exact in their own depth (as tensor columns they came back as uint16, or failed to
+    concatenate at all)."""
+    import pyarrow as pa
     from ray.data.block import BlockAccessor
 
     storage = Storage()
     srcs = [save(tmp_path / "gray.png", photo("L")), save(tmp_path / "deep.png", photo("I;16"))]
     decoded = decode(fetch(manifest(srcs), storage), 10**6)
-    block = BlockAccessor.batch_to_block(decoded)
-    shipped = BlockAccessor.for_block(block).to_batch_format("numpy")
-    assert shipped["pixels"][0].dtype == np.uint16  # the hazard this guards against
+    blocks = [BlockAccessor.batch_to_block({k: v[i : i + 1] for k, v in decoded.items()}) for i in range(2)]
+    shipped = BlockAccessor.for_block(pa.concat_tables(blocks)).to_batch_format("numpy")
 
     result = encode_and_write(restore(shipped), str(tmp_path / "out"), "same", storage, MODEL)
 
-    for uri, expected in zip(result["output_uri"], decoded["pixels"], strict=True):
+    for i, uri in enumerate(result["output_uri"]):
         out = reopen(uri, storage)["pixels"]
-        assert out.dtype == expected.dtype
-        np.testing.assert_array_equal(out, expected)
+        assert out.dtype == image_at(decoded, i).dtype == image_at(shipped, i).dtype
+        np.testing.assert_array_equal(out, image_at(decoded, i))
 
 
 def test_empty_batches_pass_through(tmp_path):
