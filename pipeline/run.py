@@ -30,8 +30,9 @@ from pipeline.manifest import (
     read_results,
     write_result_part,
 )
+from pipeline.outputs import output_uri
 from pipeline.restorer import Restorer
-from pipeline.stages import decode, encode_and_write, fetch, output_uri
+from pipeline.stages import decode, encode_and_write, fetch
 from pipeline.storage import Storage, StorageOptions, is_same_or_inside, parse_uri
 
 

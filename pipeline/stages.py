@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,23 +30,16 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from pipeline.manifest import RESULT_SCHEMA
-from pipeline.storage import Storage, StorageError, is_same_or_inside, parse_uri
+from pipeline.outputs import WRITERS, output_uri, written_format
+from pipeline.storage import Storage, StorageError
 
 Batch = dict[str, np.ndarray]
 
 IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transient errors itself
-OUTPUT_FORMATS = ("same", "png", "jpeg", "tiff", "webp")
 # Pillow formats decode reads (its JPEG reader also yields "MPO" images). Not all Pillow can open: its EPS
 # reader runs Ghostscript on the file, which untrusted archive files must never reach.
 DECODE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000")
 
-# Pillow format -> (extension appended when the output format differs from the input's, content type).
-_WRITERS = {
-    "PNG": (".png", "image/png"),
-    "JPEG": (".jpg", "image/jpeg"),
-    "TIFF": (".tif", "image/tiff"),
-    "WEBP": (".webp", "image/webp"),
-}
 # JPEG 4:4:4 at quality 95 keeps restored detail in the colour channels; TIFF stays lossless; WebP is
 # lossless too, because its lossy mode always halves colour resolution (4:2:0).
 _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
@@ -56,7 +48,6 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "TIFF": {"compression": "tiff_adobe_deflate"},
     "WEBP": {"lossless": True},
 }
-_ALIASES = {"MPO": "JPEG"}  # camera JPEGs that carry extra pictures (MPF)
 _ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "I;16": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
 _ORIENTATION = ExifTags.Base.Orientation
 # TIFF tags that describe the source file's pixel layout (a TIFF's EXIF is its main IFD), and blobs kept
@@ -170,37 +161,6 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
     }
 
 
-def output_uri(input_uri: str, output_prefix: str, input_format: str, output_format: str) -> str:
-    """Where the restoration of ``input_uri`` goes: s3://bucket/key -> <prefix>/bucket/key, a local path or
-    file:// URI -> <prefix>/<absolute path, symlinks resolved, without its leading '/'>. The key is kept
-    when the written format is the input's (Pillow name, e.g. "JPEG"); otherwise the new extension is
-    appended (scan.tif -> scan.tif.png), so inputs differing only in extension never share an output.
-    Raises ValueError for an unknown ``output_format`` or an output that would be the input itself."""
-    source = parse_uri(input_uri)
-    if source.scheme == "s3":
-        relative = f"{source.bucket}/{source.key}"
-        if {".", ".."} & set(relative.split("/")):
-            # On a local disk '..' would climb out of the output prefix; on S3 it is a confusing alias.
-            raise ValueError(
-                f"{input_uri}: key has '.' or '..' path segments; refusing to map it to an output"
-            )
-    else:
-        relative = os.path.realpath(source.key).lstrip("/")
-    written = _written_format(input_format, output_format)
-    if written != _ALIASES.get(input_format, input_format):
-        relative += _WRITERS[written][0]
-    uri = Storage.join(output_prefix, relative)
-    if not is_same_or_inside(uri, output_prefix) or uri.rstrip("/") == output_prefix.rstrip("/"):
-        raise ValueError(
-            f"{input_uri}: its output {uri} would fall outside the output prefix {output_prefix}"
-        )
-    if is_same_or_inside(uri, input_uri):
-        raise ValueError(
-            f"{uri}: output would overwrite the input; choose an output prefix outside the inputs"
-        )
-    return uri
-
-
 def encode_and_write(
     batch: Batch, output_prefix: str, output_format: str, storage: Storage, model_id: str
 ) -> Batch:
@@ -213,14 +173,14 @@ def encode_and_write(
     (not composited); 16-bit gray becomes 8-bit in JPEG and WebP; CMYK inputs are written as CMYK in
     JPEG and TIFF. ``error`` is "" for ok rows and ``output_uri`` "" for failed ones; width, height and
     defect_coverage are 0 for failed rows. Writes run concurrently in a few threads."""
-    _written_format("", output_format)  # a bad option fails the job once, not every row
+    written_format("", output_format)  # a bad option fails the job once, not every row
 
     def write(i: int) -> tuple[str, str, str, float]:
         start = time.perf_counter()
         uri, error, fmt = batch["uri"][i], batch["error"][i], batch["format"][i]
         if error:
             return "", error, "", 0.0
-        written = _written_format(fmt, output_format)
+        written = written_format(fmt, output_format)
         try:
             target = output_uri(uri, output_prefix, fmt, output_format)
         except ValueError as exc:  # the output would be the input itself, or outside the output prefix
@@ -232,7 +192,7 @@ def encode_and_write(
         except Exception as exc:  # one odd image (EXIF too long for JPEG, ...) must not stop the job
             return "", f"could not encode as {written}: {_one_line(exc)}", "", _ms_since(start)
         try:
-            storage.write_bytes(target, data, _WRITERS[written][1])
+            storage.write_bytes(target, data, WRITERS[written][1])
         except (StorageError, OSError) as exc:
             return "", _one_line(exc), "", _ms_since(start)
         return target, "", hashlib.sha256(data).hexdigest(), _ms_since(start)
@@ -346,17 +306,6 @@ def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:
 
 
 # -- encoding --------------------------------------------------------------------------------------------
-
-
-def _written_format(input_format: str, output_format: str) -> str:
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(
-            f"unknown output format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
-        )
-    if output_format != "same":
-        return output_format.upper()
-    fmt = _ALIASES.get(input_format, input_format)
-    return fmt if fmt in _WRITERS else "PNG"
 
 
 def _encode(
