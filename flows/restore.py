@@ -30,7 +30,8 @@ from flows.retry import infrastructure_error
 from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.config import PipelineConfig
 from pipeline.manifest import plan_remaining, read_manifest
-from pipeline.run import Progress, RestoreJob, RunSummary, check_output_prefix, restore_archive
+from pipeline.outputs import check_output_prefix
+from pipeline.run import Progress, RestoreJob, RunSummary, restore_archive
 from pipeline.storage import Storage, StorageOptions
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
@@ -46,7 +47,7 @@ def plan(job: RestoreJob) -> dict[str, int]:
     """Rows in the manifest, already restored under the output prefix, and left to do (before --limit)."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
-    check_output_prefix(manifest, job.output)
+    check_output_prefix(manifest["uri"], job.output)
     remaining = plan_remaining(manifest, job.output, storage)
     return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
 

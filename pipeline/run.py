@@ -9,7 +9,6 @@ driver at any moment loses at most the rows of one unflushed part, which the nex
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -30,10 +29,10 @@ from pipeline.manifest import (
     read_results,
     write_result_part,
 )
-from pipeline.outputs import output_uri
+from pipeline.outputs import check_output_prefix, plan_collisions
 from pipeline.restorer import Restorer
 from pipeline.stages import decode, encode_and_write, fetch
-from pipeline.storage import Storage, StorageOptions, is_same_or_inside, parse_uri
+from pipeline.storage import Storage, StorageOptions
 
 
 @dataclass(frozen=True)
@@ -140,29 +139,11 @@ def build_dataset(
     )
 
 
-def check_output_prefix(manifest: pa.Table, output: str) -> None:
-    """Refuse an output prefix equal to or inside the inputs' common folder, or one that maps an input key
-    onto itself: originals are never written."""
-    target = parse_uri(output)
-    if target.scheme != "s3" and os.path.realpath(target.key) == "/":
-        raise ValueError(f"output {output} is the filesystem root; choose a folder for the restored copies")
-    low, high = pc.min_max(manifest["uri"]).values()
-    low, high = low.as_py(), high.as_py()
-    common = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
-    root = common[: common.rfind("/") + 1] or common
-    if root and is_same_or_inside(output, root):
-        raise ValueError(
-            f"output {output} is inside the input folder {root}; "
-            "choose a prefix outside it so originals stay untouched"
-        )
-    output_uri(low, output, "", "same")  # raises ValueError if the prefix maps an input onto itself
-
-
 def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
     """Restore every manifest row not yet ok under ``job.output`` and write ``results.parquet`` there."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
-    check_output_prefix(manifest, job.output)
+    check_output_prefix(manifest["uri"], job.output)
     # Validate the model before starting anything: a bad checkpoint is one clear error, not N failed rows.
     model_bytes = storage.read_bytes(job.model)
     model_id = checkpoint_id(model_bytes, decode_checkpoint(model_bytes, job.model)[1])
@@ -173,6 +154,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
         todo = todo.slice(0, job.limit)
     progress = Progress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
     failures: Counter[str] = Counter()
+    todo = _refuse_collisions(manifest, todo, job, storage, model_id, progress, failures)
     started_ray, progress.dashboard_url = _connect(job)
     try:
         if todo.num_rows:
@@ -196,6 +178,48 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
         failures_by_reason=dict(failures.most_common()),
         results_uri=storage.join(job.output, "results.parquet"),
     )
+
+
+def _refuse_collisions(
+    manifest: pa.Table,
+    todo: pa.Table,
+    job: RestoreJob,
+    storage: Storage,
+    model_id: str,
+    progress: Progress,
+    failures: Counter[str],
+) -> pa.Table:
+    """Record as failed, before any work, the rows to do whose output would land on an original or on
+    another row's output (judged over the whole manifest, done rows included); return the rest."""
+    refused = plan_collisions(manifest["id"], manifest["uri"], job.output, job.pipeline.output_format)
+    doomed = pc.is_in(todo["id"], value_set=pa.array(list(refused), pa.string()))
+    rows = todo.filter(doomed)
+    if rows.num_rows:
+        n = rows.num_rows
+        errors = [refused[row_id] for row_id in rows["id"].to_pylist()]
+        write_result_part(
+            job.output,
+            pa.table(
+                {
+                    "id": rows["id"],
+                    "uri": rows["uri"],
+                    "output_uri": pa.nulls(n, pa.string()),
+                    "status": pa.array(["failed"] * n),
+                    "error": pa.array(errors, pa.string()),
+                    "width": pa.array([0] * n, pa.int32()),
+                    "height": pa.array([0] * n, pa.int32()),
+                    "input_etag": pa.nulls(n, pa.string()),
+                    "output_sha256": pa.nulls(n, pa.string()),
+                    "model_id": pa.array([model_id] * n),
+                    "elapsed_ms": pa.array([0.0] * n),
+                    "defect_coverage": pa.array([0.0] * n, pa.float32()),
+                }
+            ),
+            storage,
+        )
+        progress.failed += n
+        failures.update(failure_reason(error) for error in errors)
+    return todo.filter(pc.invert(doomed))
 
 
 def _check_same_model(output: str, storage: Storage, model_id: str) -> None:
@@ -279,4 +303,5 @@ def failure_reason(error: str) -> str:
 
 
 _OBJECT_PREFIX = re.compile(r"^(s3://|file://|/).*?: ")
-_NUMBER = re.compile(r"\d{2,}[\d,.]*")  # sizes and codes; "0-byte" and "S3" keep their digits
+# Sizes and codes: 4,000,000 and 81.5 and 503; lone digits ("0-byte", "S3", "5 attempts") stay.
+_NUMBER = re.compile(r"\d+(?:[,.]\d+)+|\d{2,}")

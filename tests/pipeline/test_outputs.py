@@ -1,0 +1,133 @@
+"""Where outputs go (#9 items 2, 5, 7): a bad prefix is refused up front, rows that would overwrite an
+original or another row's output are named before any work, and archives may span folders and buckets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline.outputs import check_output_prefix, identity, plan_collisions
+
+
+def uris(*values: str) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
+def ids(n: int) -> pa.Array:
+    return pa.array([f"r{i}" for i in range(n)], pa.string())
+
+
+def test_identity_spells_a_place_once(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    real = os.path.realpath(tmp_path / "real" / "a.jpg")
+    spellings = [
+        str(tmp_path / "real" / "a.jpg"),
+        f"file://{tmp_path}/real/a.jpg",
+        str(tmp_path / "link" / "a.jpg"),
+        str(tmp_path / "real" / ".." / "real" / "a.jpg"),
+    ]
+    assert {identity(uri) for uri in spellings} == {real}
+    assert identity("s3://bucket/scans/a.jpg") == "s3://bucket/scans/a.jpg"
+
+
+@pytest.mark.parametrize("output", ["/", "/tmp/..", "file:///", "//"])
+def test_the_filesystem_root_is_refused(output):
+    with pytest.raises(ValueError, match="filesystem root"):
+        check_output_prefix(uris("s3://bucket/scans/a.jpg"), output)
+
+
+def test_archives_may_span_folder_trees_and_buckets(tmp_path):
+    # The common ancestor of two trees is no input folder: a sibling output is fine (it was refused as
+    # "inside the input folder /" or "invalid URI" before).
+    manifest = uris(
+        str(tmp_path / "trees" / "a" / "1.jpg"),
+        str(tmp_path / "trees" / "b" / "deep" / "2.jpg"),
+        "s3://first-bucket/scans/3.jpg",
+        "s3://second-bucket/4.jpg",
+    )
+    check_output_prefix(manifest, str(tmp_path / "trees" / "restored"))
+    check_output_prefix(manifest, "s3://first-bucket/restored")
+    for inside in [tmp_path / "trees" / "b" / "deep" / "out", tmp_path / "trees" / "a"]:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(manifest, str(inside))
+    for inside in ["s3://second-bucket/restored", "s3://first-bucket/scans/out"]:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(manifest, inside)
+
+
+def test_no_alias_of_an_input_folder_slips_through(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (tmp_path / "alias").symlink_to(scans)
+    # (a) an output reached through a symlink, (b) file:// rows beside plain ones, a relative path.
+    manifest = uris(str(scans / "a.jpg"), f"file://{scans}/b.jpg")
+    for output in [str(tmp_path / "alias" / "out"), f"file://{scans}/out", str(scans / "x" / ".." / "out")]:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(manifest, output)
+    cwd = os.getcwd()
+    os.chdir(scans)
+    try:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(uris("a.jpg"), str(scans / "out"))
+    finally:
+        os.chdir(cwd)
+
+
+def test_rows_naming_the_same_file_restore_once(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "a.jpg").write_bytes(b"x")
+    (scans / "link.jpg").symlink_to(scans / "a.jpg")
+    manifest = uris(
+        str(scans / "a.jpg"), str(scans / "a.jpg"), f"file://{scans}/a.jpg", str(scans / "link.jpg")
+    )
+    refused = plan_collisions(ids(4), manifest, str(tmp_path / "out"), "same")
+    assert sorted(refused) == ["r1", "r2", "r3"]
+    assert refused["r2"] == f"file://{scans}/a.jpg: same file as an earlier row (r0: {scans / 'a.jpg'})"
+
+
+def test_rows_whose_outputs_would_collide_fail_instead(tmp_path):
+    local = tmp_path / "data"
+    # s3://<bucket>/x.jpg and the local file <bucket>/x.jpg (made here as a top folder's namesake) both map
+    # to <prefix>/<that path>; a.jpg written as PNG lands on a.jpg.png, where the input a.jpg.png goes.
+    top = str(tmp_path).strip("/").split("/")[0]
+    manifest = uris(
+        str(local / "a.jpg.png"),
+        str(local / "a.jpg"),
+        f"/{top}/x.jpg",
+        f"s3://{top}/x.jpg" if len(top) >= 3 else "s3://tmp/x.jpg",
+        str(local / "b.jpg"),
+    )
+    refused = plan_collisions(ids(5), manifest, str(tmp_path / "out"), "png")
+    expected = str(local / "a.jpg.png").lstrip("/")
+    assert (
+        refused["r1"]
+        == f"{local / 'a.jpg'}: output could collide with another row's ({expected}); rename one"
+    )
+    if len(top) >= 3:
+        assert (
+            refused["r3"]
+            == f"s3://{top}/x.jpg: output shared with an earlier row (/{top}/x.jpg -> {top}/x.jpg)"
+        )
+    assert "r0" not in refused and "r4" not in refused and "r2" not in refused
+    # With the input's own format nothing is appended for JPEG, but the PNG fallback still could be.
+    assert "r1" in plan_collisions(ids(5), manifest, str(tmp_path / "out"), "same")
+    assert "r1" not in plan_collisions(ids(5), manifest, str(tmp_path / "out"), "jpeg")
+
+
+def test_an_output_that_would_overwrite_an_input_fails(tmp_path):
+    # An input stored where the output of another input goes: <prefix>/<path of that input>.
+    first = tmp_path / "a" / "1.png"
+    mirrored = Path(str(tmp_path / "restored") + str(first))
+    manifest = uris(str(first), str(mirrored))
+    refused = plan_collisions(ids(2), manifest, str(tmp_path / "restored"), "same")
+    assert refused == {"r0": f"{first}: its output would overwrite an input of this manifest"}
+
+
+def test_bad_uris_are_left_to_fetch(tmp_path):
+    manifest = uris("http://example.com/a.jpg", "gs://b/a.jpg", str(tmp_path / "a.jpg"))
+    assert plan_collisions(ids(3), manifest, str(tmp_path / "out"), "png") == {}
