@@ -50,6 +50,13 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 _ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "I;16": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
 _ORIENTATION = ExifTags.Base.Orientation
+_NEW_SUBFILE_TYPE = 254
+_MULTI_FRAME = {
+    "TIFF": "multi-page TIFF ({} pages)",
+    "GIF": "animated GIF ({} frames)",
+    "PNG": "animated PNG ({} frames)",
+    "WEBP": "animated WebP ({} frames)",
+}
 # TIFF tags that describe the source file's pixel layout (a TIFF's EXIF is its main IFD), and blobs kept
 # elsewhere or stale after restoration. Resolution travels in dpi_x/dpi_y.
 # fmt: off
@@ -131,7 +138,9 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
     Pillow mode), ``exif`` and ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and
     ``width``/``height``. Reads DECODE_FORMATS; other files fail as "not an image". EXIF orientation is
     applied to the pixels, width, height and dpi, and the orientation tag left in ``exif`` is 1. Images
-    over ``max_pixels`` fail from their header, before any pixel is decoded. Failed rows get no pixel bytes,
+    over ``max_pixels`` fail from their header, before any pixel is decoded. Only single-frame images are
+    restored: multi-page TIFFs and animated GIF, PNG and WebP fail with their frame count (previews do not
+    count: a camera MPO's extra pictures, a TIFF's reduced-resolution pages). Failed rows get no pixel bytes,
     "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
@@ -221,9 +230,15 @@ def encode_and_write(
 # -- decoding --------------------------------------------------------------------------------------------
 
 
+class _Unrestorable(Exception):
+    """An image that cannot be restored as it is; its message is the row's whole reason."""
+
+
 def _decode_one(data: bytes, max_pixels: int) -> _Decoded:
     try:
         return _decode_image(data, max_pixels)
+    except _Unrestorable as exc:
+        error = str(exc)
     except UnidentifiedImageError:
         error = "not an image (unrecognised format)"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -243,6 +258,7 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
         raise Image.DecompressionBombError(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
         )
+    _refuse_extra_frames(image)
     # On while loading: frames, tiles and sub-images can claim more pixels than the header did.
     with _pillow_guard(pixel_limit=max_pixels):
         orientation = image.getexif().get(_ORIENTATION)  # before load: loading a TIFF applies it
@@ -260,6 +276,23 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
         icc=image.info.get("icc_profile") or b"",
         dpi=(dpi_x, dpi_y),
     )
+
+
+def _refuse_extra_frames(image: Image.Image) -> None:
+    """Only the first frame is restored, so an image with more fails rather than lose them. Previews are
+    no frames: an MPO's extra pictures (a camera JPEG's) and a TIFF's reduced-resolution pages (their
+    NewSubfileType is 1). Seeks frames' headers only, and leaves the image at its first frame."""
+    frames = getattr(image, "n_frames", 1)
+    if frames == 1 or image.format == "MPO":
+        return
+    if image.format == "TIFF":
+        for page in range(1, image.n_frames):
+            image.seek(page)
+            frames -= image.tag_v2.get(_NEW_SUBFILE_TYPE) == 1
+        image.seek(0)
+    if frames > 1:
+        kind = _MULTI_FRAME.get(image.format, image.format + " with {} frames").format(frames)
+        raise _Unrestorable(f"{kind}; only single-frame images are restored")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,210 @@
+"""Odd inputs that must never come out "ok" with less data than the original (#9 items 8 and 9): every frame
+or fail, full 16-bit depth or fail, floats read by their convention, clear reasons for corrupt files, and
+TIFF output that keeps a camera's EXIF. Every image is generated here; the stages run on hand-built batches
+(fetch -> decode -> an identity restore -> encode_and_write), as in test_stages.py."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms
+from skimage import data
+
+from pipeline.stages import decode, encode_and_write, fetch, image_at
+from pipeline.storage import Storage
+
+MODEL = "patina-test-v1"
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+MAKE, ORIENTATION, EXIF_IFD, GPS_IFD = 0x010F, 0x0112, 0x8769, 0x8825
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def column(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def manifest(uris: list[str]) -> dict[str, np.ndarray]:
+    return {"id": column([f"id-{i}" for i in range(len(uris))]), "uri": column(uris)}
+
+
+def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stand-in for the model actor: each 'restored' image is an exact copy of its pixels."""
+    n = len(batch["id"])
+    return {
+        **batch,
+        "restored": batch["pixels"].copy(),
+        "defect_coverage": np.full(n, 0.25, np.float32),
+        "restore_ms": np.full(n, 2.0),
+    }
+
+
+def run(src: str, out: Path, output_format: str = "same"):
+    storage = Storage()
+    decoded = decode(fetch(manifest([src]), storage), 10**6)
+    result = encode_and_write(restore(decoded), str(out), output_format, storage, MODEL)
+    return decoded, {name: values[0] for name, values in result.items()}
+
+
+def reopen(uri: str) -> dict:
+    """One output decoded by the stages themselves, as a dict of that row's values."""
+    batch = decode(fetch(manifest([uri]), Storage()), 10**6)
+    assert batch["error"][0] == ""
+    return {**{name: values[0] for name, values in batch.items()}, "pixels": image_at(batch, 0)}
+
+
+def write(path: Path, body: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return str(path)
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def photo(size: tuple[int, int] = (40, 30)) -> np.ndarray:
+    """Real photo content (skimage's astronaut), small, HxWx3 uint8."""
+    return np.asarray(Image.fromarray(data.astronaut()).resize(size, Image.Resampling.BILINEAR))
+
+
+def deep(channels: int, size: tuple[int, int] = (40, 30), seed: int = 0) -> np.ndarray:
+    """16-bit content whose low bytes matter: a photo in the high byte, noise in the low byte."""
+    rgb = photo(size).astype(np.uint16) * 256
+    gray = rgb[:, :, :1]
+    alpha = np.linspace(0, 255, size[0] * size[1], dtype=np.uint16).reshape(size[1], size[0], 1) * 256
+    base = {1: gray, 2: np.concatenate([gray, alpha], 2), 3: rgb, 4: np.concatenate([rgb, alpha], 2)}
+    noise = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint16)
+    return base[channels] + noise
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png16(pixels: np.ndarray, *chunks: bytes) -> bytes:
+    """A 16-bit PNG of any channel count (gray, gray+alpha, RGB, RGBA), written by hand: neither Pillow
+    nor OpenCV writes 16-bit gray+alpha. ``chunks`` go between IHDR and IDAT."""
+    height, width, channels = pixels.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    return (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
+        + b"".join(chunks)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def cv2_encoded(pixels: np.ndarray, ext: str) -> bytes:
+    ok, buffer = cv2.imencode(ext, pixels[:, :, [2, 1, 0, 3][: pixels.shape[2]]])  # RGB(A) -> BGR(A)
+    assert ok
+    return buffer.tobytes()
+
+
+def tiff_encoded(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, pixels, **options)
+    return buffer.getvalue()
+
+
+def exif_with(orientation: int | None = None, camera: bool = False) -> Image.Exif:
+    exif = Image.Exif()
+    exif[MAKE] = "Patina Test Camera"
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    if camera:  # what every camera writes: an EXIF sub-IFD (with a large maker note) and GPS
+        exif[EXIF_IFD] = {0x9003: "2001:02:03 04:05:06", 0x927C: bytes(range(256)) * 160, 0x9286: b"A" * 300}
+        exif[GPS_IFD] = {1: "N", 2: (52.0, 22.0, 7.5)}
+    return exif
+
+
+def exif_of(row: dict) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(row["exif"])
+    return exif
+
+
+# -- multi-frame inputs ----------------------------------------------------------------------------------
+
+
+def frames(n: int = 3) -> list[Image.Image]:
+    """Visibly different frames, so no writer merges them."""
+    return [Image.fromarray(np.roll(photo(), 7 * i, axis=1)) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "options", "reason"),
+    [
+        ("pages.tif", "TIFF", {}, "multi-page TIFF (3 pages)"),
+        ("anim.gif", "GIF", {"duration": 100, "loop": 0}, "animated GIF (3 frames)"),
+        ("anim.png", "PNG", {"duration": 100}, "animated PNG (3 frames)"),
+        ("anim.webp", "WEBP", {"duration": 100, "lossless": True}, "animated WebP (3 frames)"),
+    ],
+)
+def test_multi_frame_images_fail_with_their_frame_count(tmp_path, name, fmt, options, reason):
+    first, *rest = frames(3)
+    src = write(tmp_path / "in" / name, encoded(first, fmt, save_all=True, append_images=rest, **options))
+    with Image.open(src) as image:
+        assert image.n_frames == 3
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert decoded["error"][0] == f"{reason}; only single-frame images are restored"
+    assert (row["status"], row["error"], row["output_uri"]) == ("failed", decoded["error"][0], "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_camera_mpo_with_a_preview_is_restored_as_its_jpeg(tmp_path):
+    """A camera JPEG that carries a preview picture (MPO) is one photo, not a multi-frame image."""
+    main, preview = Image.fromarray(photo((64, 48))), Image.fromarray(photo((16, 12)))
+    src = write(tmp_path / "in" / "camera.jpg", encoded(main, "MPO", save_all=True, append_images=[preview]))
+    with Image.open(src) as image:
+        assert (image.format, image.n_frames) == ("MPO", 2)
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"]) == ("ok", "")
+    assert row["output_uri"].endswith("/camera.jpg") and image_at(decoded, 0).shape == (48, 64, 3)
+    assert reopen(row["output_uri"])["format"] == "JPEG"
+
+
+def test_tiff_whose_second_page_is_a_reduced_resolution_preview_is_one_image(tmp_path):
+    full, preview = photo(), photo((10, 8))
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tiff:
+        tiff.write(full, photometric="rgb")
+        tiff.write(preview, photometric="rgb", subfiletype=1)  # NewSubfileType 1: a reduced-resolution copy
+    src = write(tmp_path / "in" / "scan.tif", buffer.getvalue())
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"]) == ("ok", "")
+    np.testing.assert_array_equal(image_at(decoded, 0), full)
+
+
+def test_tiff_pages_that_are_not_previews_still_fail(tmp_path):
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tiff:
+        tiff.write(photo(), photometric="rgb", subfiletype=1)  # the first page marked as a preview
+        tiff.write(photo(), photometric="rgb")
+    src = write(tmp_path / "in" / "scan.tif", buffer.getvalue())
+
+    decoded, _ = run(src, tmp_path / "out")
+
+    assert decoded["error"][0] == "multi-page TIFF (2 pages); only single-frame images are restored"
