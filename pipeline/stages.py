@@ -134,14 +134,14 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
     row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16- and 32-bit gray,
     uint16 (0..65535)), with ``channels`` and ``bit_depth`` (8 or 16).
 
-    Also adds ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's
-    Pillow mode), ``exif`` and ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and
-    ``width``/``height``. Reads DECODE_FORMATS; other files fail as "not an image". EXIF orientation is
-    applied to the pixels, width, height and dpi, and the orientation tag left in ``exif`` is 1. Images
-    over ``max_pixels`` fail from their header, before any pixel is decoded. Only single-frame images are
-    restored: multi-page TIFFs and animated GIF, PNG and WebP fail with their frame count (previews do not
-    count: a camera MPO's extra pictures, a TIFF's reduced-resolution pages). Failed rows get no pixel bytes,
-    "" and zeros.
+    Also adds ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's Pillow mode), ``exif`` and
+    ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and ``width``/``height``. Reads
+    DECODE_FORMATS; other files fail as "not an image", and files that start as one of them but are damaged
+    as "truncated or corrupt image: <the reader's reason>". EXIF orientation is applied to the pixels,
+    width, height and dpi, and the orientation tag left in ``exif`` is 1. Images over ``max_pixels`` fail
+    from their header, before any pixel is decoded. Only single-frame images are restored: multi-page TIFFs
+    and animated GIF, PNG and WebP fail with their frame count (previews are no frames: a camera MPO's extra
+    pictures, a TIFF's reduced-resolution pages). Failed rows get no pixel bytes, "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
     (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16; F ->
@@ -239,8 +239,6 @@ def _decode_one(data: bytes, max_pixels: int) -> _Decoded:
         return _decode_image(data, max_pixels)
     except _Unrestorable as exc:
         error = str(exc)
-    except UnidentifiedImageError:
-        error = "not an image (unrecognised format)"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         error = f"{_one_line(exc)} (raise --max-pixels)"
     except Exception as exc:  # corrupt files make Pillow raise almost anything (OSError, ValueError, ...)
@@ -252,7 +250,10 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
     # Pillow's own pixel limit is off while reading the header: the test below is the same one, against
     # the job's limit, with a message that gives the size.
     with _pillow_guard(pixel_limit=None):
-        image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+        try:
+            image = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+        except UnidentifiedImageError:
+            raise _Unrestorable(_unidentified(data)) from None
     width, height = image.size
     if width * height > max_pixels:
         raise Image.DecompressionBombError(
@@ -276,6 +277,19 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
         icc=image.info.get("icc_profile") or b"",
         dpi=(dpi_x, dpi_y),
     )
+
+
+def _unidentified(data: bytes) -> str:
+    """Why no reader took the file. Image.open drops the reason when a file that starts as one of
+    DECODE_FORMATS does is corrupt (a PNG whose header fails its CRC), so that format's reader is asked."""
+    for fmt in DECODE_FORMATS:
+        factory, accept = Image.OPEN.get(fmt, (None, None))
+        if accept is not None and accept(data[:16]):
+            try:
+                factory(io.BytesIO(data), "").close()
+            except Exception as exc:
+                return f"truncated or corrupt image: {_one_line(exc)}"
+    return "not an image (unrecognised format)"
 
 
 def _refuse_extra_frames(image: Image.Image) -> None:

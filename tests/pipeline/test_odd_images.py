@@ -208,3 +208,25 @@ def test_tiff_pages_that_are_not_previews_still_fail(tmp_path):
     decoded, _ = run(src, tmp_path / "out")
 
     assert decoded["error"][0] == "multi-page TIFF (2 pages); only single-frame images are restored"
+
+
+# -- corrupt files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["IHDR", "tEXt"])
+def test_png_with_a_bad_crc_is_called_corrupt(tmp_path, where):
+    body = encoded(Image.fromarray(photo()), "PNG")
+    if where == "tEXt":  # an ancillary chunk before the image data
+        body = body[:33] + chunk(b"tEXt", b"Title\0scan") + body[33:]
+    at = body.index(where.encode()) + 4
+    length = struct.unpack(">I", body[at - 8 : at - 4])[0]
+    crc = at + length
+    body = body[:crc] + bytes([body[crc] ^ 0xFF]) + body[crc + 1 :]
+    src = write(tmp_path / "in" / "broken.png", body)
+
+    _, row = run(src, tmp_path / "out")
+
+    assert row["status"] == "failed"
+    assert row["error"] == (
+        f"truncated or corrupt image: broken PNG file (bad header checksum in {where.encode()!r})"
+    )
