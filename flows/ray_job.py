@@ -35,7 +35,8 @@ def restore_command(job: RestoreJob) -> list[str]:
             "--batch-size", str(cfg.batch_size), "--tile", str(cfg.tile),
             "--overlap", str(cfg.overlap), "--tiles-per-batch", str(cfg.tiles_per_batch),
             "--format", cfg.output_format, "--max-pixels", str(cfg.max_pixels),
-            "--flush-rows", str(job.flush_rows), "--ray-address", "auto"]  # fmt: skip
+            "--flush-rows", str(job.flush_rows), "--ray-address", "auto",
+            "--outage-patience", str(job.storage.outage_patience_s)]  # fmt: skip
     if job.limit is not None:
         argv += ["--limit", str(job.limit)]
     if job.storage.endpoint_url:

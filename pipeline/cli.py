@@ -235,6 +235,9 @@ def restore(
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
     dashboard: bool = typer.Option(False, help="Start the Ray dashboard with local Ray."),
     flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
+    outage_patience: float = typer.Option(
+        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
+    ),
 ) -> None:
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
     from model.checkpoints import DEFAULT_CHECKPOINT
@@ -255,7 +258,7 @@ def restore(
             max_pixels=max_pixels,
             output_format=output_format,
         ),
-        storage=StorageOptions(endpoint_url=endpoint_url),
+        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
         ray_address=ray_address,
         limit=limit,
         flush_rows=flush_rows,

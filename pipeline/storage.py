@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import random
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 # Objects below this size go up in one put_object (atomic in S3); larger ones as a multipart upload that S3
@@ -24,11 +26,13 @@ from urllib.parse import quote, unquote, urlsplit
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
+OUTAGE_BACKOFF_CAP_S = 30.0  # longest single wait between tries while an outage lasts
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+_T = TypeVar("_T")
 _TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}  # and 5xx
 
 
@@ -65,11 +69,15 @@ class ObjectInfo:
 @dataclass(frozen=True)
 class StorageOptions:
     """``endpoint_url`` points at MinIO, Ceph RGW or another S3-compatible service (None: AWS).
-    ``max_attempts`` counts the first try: transient errors are retried with exponential backoff."""
+    ``max_attempts`` counts the first try of each request: botocore retries transient errors with
+    exponential backoff. ``outage_patience_s``: how long an outage that outlasts those retries is waited
+    out (capped exponential backoff, full jitter) before the request fails; a short outage then pauses the
+    run rather than failing every row in flight."""
 
     endpoint_url: str | None = None
     region: str | None = None
     max_attempts: int = 8
+    outage_patience_s: float = 300.0
 
 
 def parse_uri(uri: str) -> ParsedUri:
@@ -136,8 +144,9 @@ class Storage:
         if target.scheme == "file":
             with _local_errors(uri):
                 return Path(target.key).read_bytes()
-        with self._s3_errors(uri):
-            return self._s3().get_object(Bucket=target.bucket, Key=target.key)["Body"].read()
+        return self._s3_call(
+            uri, lambda: self._s3().get_object(Bucket=target.bucket, Key=target.key)["Body"].read()
+        )
 
     def exists(self, uri: str) -> bool:
         """True for an existing object or regular file (a local folder is not an object)."""
@@ -146,14 +155,17 @@ class Storage:
         target = self._object(uri)
         if target.scheme == "file":
             return os.path.isfile(target.key)
-        with self._s3_errors(uri):
+
+        def head() -> bool:
             try:
                 self._s3().head_object(Bucket=target.bucket, Key=target.key)
             except ClientError as exc:
                 if _code(exc) in _NOT_FOUND:
                     return False
                 raise
-        return True
+            return True
+
+        return self._s3_call(uri, head)
 
     def info(self, uri: str) -> ObjectInfo:
         target = self._object(uri)
@@ -163,8 +175,7 @@ class Storage:
             if not os.path.isfile(target.key):
                 raise StorageError(f"{uri}: is a folder, not a file")
             return ObjectInfo(uri, st.st_size, None, st.st_mtime)
-        with self._s3_errors(uri):
-            head = self._s3().head_object(Bucket=target.bucket, Key=target.key)
+        head = self._s3_call(uri, lambda: self._s3().head_object(Bucket=target.bucket, Key=target.key))
         return ObjectInfo(
             uri, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp()
         )
@@ -206,13 +217,16 @@ class Storage:
             self._replace_local(uri, target.key, lambda out: out.write(data))
             return
         extra = {"ContentType": content_type} if content_type else {}
-        with self._s3_errors(uri):
+
+        def put() -> None:  # a fresh stream per try: a failed try leaves the last one part-read
             if len(data) < MULTIPART_THRESHOLD:
                 self._s3().put_object(Bucket=target.bucket, Key=target.key, Body=data, **extra)
             else:
                 self._s3().upload_fileobj(
                     io.BytesIO(data), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
                 )
+
+        self._s3_call(uri, put)
 
     def write_file(
         self, uri: str, local_path: str | os.PathLike[str], content_type: str | None = None
@@ -224,10 +238,12 @@ class Storage:
                 self._replace_local(uri, target.key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
             return
         extra = {"ContentType": content_type} if content_type else {}
-        with self._s3_errors(uri):
-            self._s3().upload_file(
+        self._s3_call(
+            uri,
+            lambda: self._s3().upload_file(
                 os.fspath(local_path), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
-            )
+            ),
+        )
 
     def delete(self, uri: str) -> None:
         """Remove an object or file; deleting something already gone is not an error."""
@@ -236,8 +252,7 @@ class Storage:
             with _local_errors(uri), contextlib.suppress(FileNotFoundError):
                 os.remove(target.key)
             return
-        with self._s3_errors(uri):
-            self._s3().delete_object(Bucket=target.bucket, Key=target.key)
+        self._s3_call(uri, lambda: self._s3().delete_object(Bucket=target.bucket, Key=target.key))
 
     @staticmethod
     def join(prefix_uri: str, *parts: str) -> str:
@@ -316,6 +331,30 @@ class Storage:
                 self._client = _make_client(self.options)
                 self._client_pid = os.getpid()
             return self._client
+
+    def _s3_call(self, uri: str, request: Callable[[], _T]) -> _T:
+        """Run one idempotent S3 request. An outage that outlasts botocore's retries is waited out for up
+        to ``outage_patience_s``: every row in flight waits with it instead of failing, so a short outage
+        pauses the run. Past the patience the transient StorageError is raised and the row fails; a re-run
+        finishes it."""
+        deadline: float | None = None
+        backoff = 1.0
+        while True:
+            try:
+                with self._s3_errors(uri):
+                    return request()
+            except StorageError as exc:
+                now = time.monotonic()
+                deadline = now + self.options.outage_patience_s if deadline is None else deadline
+                if not exc.transient or now >= deadline:
+                    if exc.transient and self.options.outage_patience_s > 0:
+                        raise StorageError(
+                            f"{exc} (waited {self.options.outage_patience_s:.0f} s for the outage to pass)",
+                            transient=True,
+                        ) from exc
+                    raise
+                time.sleep(min(random.uniform(0, backoff), deadline - now))  # full jitter: tries spread
+                backoff = min(backoff * 2, OUTAGE_BACKOFF_CAP_S)
 
     @contextlib.contextmanager
     def _s3_errors(self, uri: str) -> Iterator[None]:

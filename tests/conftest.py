@@ -3,8 +3,10 @@ like AWS) and a tiny generator checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,6 +101,66 @@ def s3_server() -> Iterator[S3Server]:
             yield S3Server(endpoint_url=f"http://127.0.0.1:{port}")
         finally:
             server.stop()
+
+
+class OutageProxy:
+    """A TCP proxy in front of the S3 server that a test can take down and bring back: while down it cuts
+    every open connection and accepts new ones only to close them at once, as a dead load balancer does."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.down = False
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def outage(self, down: bool = True) -> None:
+        with self._lock:
+            self.down = down
+            if down:
+                for sock in self._open:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                self._open.clear()
+
+    def close(self) -> None:
+        self.outage(True)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self.down:
+                    client.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                self._open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._open -= {src, dst}
+
+
+@pytest.fixture
+def outage_proxy(s3_server: S3Server) -> Iterator[OutageProxy]:
+    """The session's S3 server behind a proxy the test can take down (outage(True)) and bring back."""
+    proxy = OutageProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -299,12 +300,40 @@ def failing_s3(s3_server):  # s3_server: for its fake credentials
 
 def test_transient_errors_are_retried_then_reported(failing_s3):
     server = failing_s3(503, "SlowDown")
-    storage = Storage(StorageOptions(endpoint_url=server.endpoint_url, max_attempts=3))
+    storage = Storage(StorageOptions(endpoint_url=server.endpoint_url, max_attempts=3, outage_patience_s=0))
     with pytest.raises(
         StorageError, match=r"s3://slow-bucket/x.png: transient S3 error SlowDown .* 3 attempts"
     ):
         storage.read_bytes("s3://slow-bucket/x.png")
     assert server.requests == 3
+
+
+def test_an_outage_is_waited_out_for_the_patience_then_reported(failing_s3):
+    server = failing_s3(503, "SlowDown")
+    storage = Storage(StorageOptions(endpoint_url=server.endpoint_url, max_attempts=2, outage_patience_s=2))
+    started = time.monotonic()
+    with pytest.raises(
+        StorageError, match=r"transient S3 error SlowDown .*\(waited 2 s for the outage to pass\)"
+    ):
+        storage.read_bytes("s3://slow-bucket/x.png")
+    assert 2 <= time.monotonic() - started < 5
+    assert server.requests > 2  # tried again while waiting, not once per botocore budget
+
+
+def test_a_short_outage_pauses_a_request_instead_of_failing_it(s3_server, outage_proxy):
+    bucket = s3_server.create_bucket()
+    s3_server.client().put_object(Bucket=bucket, Key="a.png", Body=b"scan")
+    storage = Storage(
+        StorageOptions(endpoint_url=outage_proxy.endpoint_url, max_attempts=2, outage_patience_s=30)
+    )
+    assert storage.read_bytes(f"s3://{bucket}/a.png") == b"scan"  # a kept-alive connection, then cut
+    outage_proxy.outage()
+    threading.Timer(3, outage_proxy.outage, args=(False,)).start()
+    started = time.monotonic()
+    assert storage.read_bytes(f"s3://{bucket}/a.png") == b"scan"
+    storage.write_bytes(f"s3://{bucket}/b.png", b"restored")
+    assert time.monotonic() - started >= 2.5
+    assert s3_server.client().get_object(Bucket=bucket, Key="b.png")["Body"].read() == b"restored"
 
 
 def test_access_denied_is_not_retried_and_says_what_to_check(failing_s3):
@@ -321,7 +350,9 @@ def test_unreachable_endpoint_is_a_transient_error(s3_server):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    storage = Storage(StorageOptions(endpoint_url=f"http://127.0.0.1:{closed_port}", max_attempts=2))
+    storage = Storage(
+        StorageOptions(endpoint_url=f"http://127.0.0.1:{closed_port}", max_attempts=2, outage_patience_s=0)
+    )
     with pytest.raises(StorageError, match=r"transient connection error .* 2 attempts"):
         storage.read_bytes("s3://some-bucket/x.png")
 

@@ -1,0 +1,114 @@
+"""Fault injection with real components (#9): S3 outages through a proxy the test takes down mid-run."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+from PIL import Image
+
+from pipeline.config import PipelineConfig
+from pipeline.manifest import read_results
+from pipeline.run import Progress, RestoreJob, restore_archive
+from pipeline.storage import StorageOptions
+
+ROWS = 12
+
+
+@pytest.fixture(scope="module")
+def ray_faults(s3_server):
+    # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _s3_archive(s3_server, photo, tiny_checkpoint) -> tuple[str, str, str]:
+    """(bucket, manifest uri, model uri): ROWS small PNG scans, uploaded behind the proxy's back."""
+    bucket = s3_server.create_bucket()
+    client = s3_server.client()
+    for i in range(ROWS):
+        buffer = io.BytesIO()
+        photo.resize((48, 36)).rotate(i * 7).save(buffer, "PNG")
+        client.put_object(Bucket=bucket, Key=f"scans/{i:02d}.png", Body=buffer.getvalue())
+    client.put_object(Bucket=bucket, Key="models/tiny.safetensors", Body=tiny_checkpoint.read_bytes())
+    table = pa.table({"uri": [f"s3://{bucket}/scans/{i:02d}.png" for i in range(ROWS)]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    client.put_object(Bucket=bucket, Key="manifest.parquet", Body=sink.getvalue().to_pybytes())
+    return bucket, f"s3://{bucket}/manifest.parquet", f"s3://{bucket}/models/tiny.safetensors"
+
+
+def _outage_after_first_batch(proxy, seconds: float):
+    """on_progress hook: take S3 down when the first rows are done, and back up ``seconds`` later."""
+    started = threading.Event()
+
+    def hook(progress: Progress) -> None:
+        if progress.processed and not started.is_set():
+            started.set()
+            proxy.outage()
+            threading.Timer(seconds, proxy.outage, args=(False,)).start()
+
+    return hook, started
+
+
+def _job(manifest: str, output: str, model: str, endpoint: str, patience: float) -> RestoreJob:
+    return RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=model,
+        pipeline=PipelineConfig(tile=48, overlap=8, batch_size=2, output_format="png"),
+        storage=StorageOptions(endpoint_url=endpoint, max_attempts=2, outage_patience_s=patience),
+        flush_rows=2,
+    )
+
+
+def test_a_short_s3_outage_mid_run_is_waited_out(s3_server, outage_proxy, ray_faults, photo, tiny_checkpoint):
+    bucket, manifest, model = _s3_archive(s3_server, photo, tiny_checkpoint)
+    output = f"s3://{bucket}/restored"
+    hook, started = _outage_after_first_batch(outage_proxy, seconds=4)
+
+    summary = restore_archive(_job(manifest, output, model, outage_proxy.endpoint_url, patience=60), hook)
+
+    assert started.is_set() and (summary.ok, summary.failed) == (ROWS, 0)
+    assert summary.seconds > 4  # the driver's next result part waited for S3 to come back
+    direct = s3_server.storage()
+    parts = read_results(output, direct)
+    assert sorted(parts["id"].to_pylist()) == sorted(set(parts["id"].to_pylist()))  # each row recorded once
+    written = sorted(o.uri for o in direct.list(output, (".png",)))
+    assert written == sorted(
+        pq.read_table(io.BytesIO(direct.read_bytes(summary.results_uri)))["output_uri"].to_pylist()
+    )
+    for uri in written:
+        Image.open(io.BytesIO(direct.read_bytes(uri))).load()  # whole images only
+
+
+def test_a_long_s3_outage_fails_rows_that_a_rerun_finishes(
+    s3_server, outage_proxy, ray_faults, photo, tiny_checkpoint, tmp_path
+):
+    # The images are on S3 and S3 is down for longer than the patience: every row fails with the reason
+    # (instead of hanging or aborting the job), and the re-run after the outage restores each row once.
+    bucket, _, _ = _s3_archive(s3_server, photo, tiny_checkpoint)
+    manifest = tmp_path / "manifest.parquet"
+    pq.write_table(pa.table({"uri": [f"s3://{bucket}/scans/{i:02d}.png" for i in range(ROWS)]}), manifest)
+    output = str(tmp_path / "restored")
+    job = _job(str(manifest), output, str(tiny_checkpoint), outage_proxy.endpoint_url, patience=1)
+    outage_proxy.outage()
+
+    first = restore_archive(job)
+
+    assert (first.ok, first.failed) == (0, ROWS)
+    assert list(first.failures_by_reason) == ["transient connection error"], first.failures_by_reason
+    errors = pq.read_table(first.results_uri)["error"].to_pylist()
+    assert all(error.endswith("(waited 1 s for the outage to pass)") for error in errors), errors[0]
+    outage_proxy.outage(False)
+    second = restore_archive(job)
+    assert (second.already_done, second.ok, second.failed) == (0, ROWS, 0)
+    results = pq.read_table(second.results_uri)
+    assert set(results["status"].to_pylist()) == {"ok"} and results.num_rows == ROWS
+    written = sorted(str(p) for p in (tmp_path / "restored").rglob("*.png"))
+    assert written == sorted(results["output_uri"].to_pylist())
