@@ -19,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import time
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 from pipeline.manifest import RESULT_SCHEMA
 from pipeline.outputs import WRITERS, output_uri, written_format
@@ -40,14 +42,16 @@ IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transien
 # reader runs Ghostscript on the file, which untrusted archive files must never reach.
 DECODE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000")
 
-# JPEG 4:4:4 at quality 95 keeps restored detail in the colour channels; TIFF stays lossless; WebP is
-# lossless too, because its lossy mode always halves colour resolution (4:2:0).
+# JPEG 4:4:4 at quality 95 keeps restored detail in the colour channels; TIFF (written by _tiff) stays
+# lossless, deflate-compressed; WebP is lossless too, because its lossy mode always halves colour
+# resolution (4:2:0).
 _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "PNG": {},
     "JPEG": {"quality": 95, "subsampling": 0},
-    "TIFF": {"compression": "tiff_adobe_deflate"},
     "WEBP": {"lossless": True},
 }
+_TIFF_STRIP_BYTES = 1 << 16  # uncompressed bytes per strip, as Pillow's TIFF writer
+_TIFF_PHOTOMETRIC = {"L": 1, "LA": 1, "I;16": 1, "RGB": 2, "RGBA": 2, "CMYK": 5}  # min-is-black, RGB, CMYK
 _ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "I;16": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
 _ORIENTATION = ExifTags.Base.Orientation
 _NEW_SUBFILE_TYPE = 254
@@ -359,17 +363,88 @@ def _encode(
     restored: np.ndarray, source_mode: str, fmt: str, exif: bytes, icc: bytes, dpi: tuple[float, float]
 ) -> bytes:
     image = _output_image(restored, source_mode, fmt)
+    # A profile for another colour space (a CMYK input written as RGB PNG) would make viewers misread it.
+    icc = icc if icc[16:20] == _ICC_SPACES.get(image.mode) else b""
+    known_dpi = dpi if dpi[0] > 0 and dpi[1] > 0 else None
+    if fmt == "TIFF":
+        return _tiff(np.asarray(image), image.mode, exif, icc, known_dpi)
     options = dict(_SAVE_OPTIONS[fmt])
     if exif:
         options["exif"] = exif
-    # A profile for another colour space (a CMYK input written as RGB PNG) would make viewers misread it.
-    if icc and icc[16:20] == _ICC_SPACES.get(image.mode):
+    if icc:
         options["icc_profile"] = icc
-    if dpi[0] > 0 and dpi[1] > 0:
-        options["dpi"] = dpi
+    if known_dpi:
+        options["dpi"] = known_dpi
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def _tiff(pixels: np.ndarray, mode: str, exif: bytes, icc: bytes, dpi: tuple[float, float] | None) -> bytes:
+    """``pixels`` (HxW or HxWxC, uint8 or uint16, laid out as Pillow's ``mode``) as a TIFF of deflate
+    strips, put together here around Pillow's IFD writer: Pillow's TIFF writer compresses through libtiff,
+    which cannot write EXIF sub-IFDs (a camera JPEG's EXIF always has one: the whole save failed)."""
+    samples = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(
+        pixels.dtype.newbyteorder("<"), copy=False
+    )
+    height, width, channels = samples.shape
+    rows = max(1, min(height, _TIFF_STRIP_BYTES // max(1, samples[0].nbytes)))
+    strips = [zlib.compress(samples[y : y + rows].tobytes()) for y in range(0, height, rows)]
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in _exif_tags(exif).items():
+        ifd[tag] = value
+    ifd.tagtype[TiffImagePlugin.STRIPOFFSETS] = ifd.tagtype[TiffImagePlugin.STRIPBYTECOUNTS] = TiffTags.LONG
+    layout = {
+        TiffImagePlugin.IMAGEWIDTH: width,
+        TiffImagePlugin.IMAGELENGTH: height,
+        TiffImagePlugin.BITSPERSAMPLE: (samples.itemsize * 8,) * channels,
+        TiffImagePlugin.COMPRESSION: 8,  # Adobe deflate
+        TiffImagePlugin.PHOTOMETRIC_INTERPRETATION: _TIFF_PHOTOMETRIC[mode],
+        # From the end of the IFD: Pillow's IFD writer adds where that is.
+        TiffImagePlugin.STRIPOFFSETS: tuple(itertools.accumulate(map(len, strips[:-1]), initial=0)),
+        TiffImagePlugin.SAMPLESPERPIXEL: channels,
+        TiffImagePlugin.ROWSPERSTRIP: rows,
+        TiffImagePlugin.STRIPBYTECOUNTS: tuple(map(len, strips)),
+        TiffImagePlugin.PLANAR_CONFIGURATION: 1,
+    }
+    if mode in ("LA", "RGBA"):
+        layout[TiffImagePlugin.EXTRASAMPLES] = 2  # unassociated alpha
+    if dpi:
+        layout |= {
+            TiffImagePlugin.RESOLUTION_UNIT: 2,  # inch
+            TiffImagePlugin.X_RESOLUTION: dpi[0],
+            TiffImagePlugin.Y_RESOLUTION: dpi[1],
+        }
+    if icc:
+        layout[TiffImagePlugin.ICCPROFILE] = icc
+    for tag, value in layout.items():
+        ifd[tag] = value
+    buffer = io.BytesIO()
+    ifd.save(buffer)
+    for strip in strips:
+        buffer.write(strip)
+    if buffer.tell() >= 2**32:
+        raise ValueError(f"{buffer.tell():,} bytes, over the 4 GiB a TIFF can hold; choose another format")
+    return buffer.getvalue()
+
+
+def _exif_tags(exif: bytes) -> dict[int, Any]:
+    """EXIF bytes as IFD tags for Pillow's IFD writer, which writes a dict as a sub-IFD: the EXIF and GPS
+    ones, and Interop within EXIF (as Image.Exif.tobytes does)."""
+    if not exif:
+        return {}
+    parsed = Image.Exif()
+    parsed.load(exif)
+    tags = dict(parsed)
+    for group in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo, ExifTags.IFD.Interop):  # Interop is in Exif's
+        parent = tags.get(ExifTags.IFD.Exif, {}) if group == ExifTags.IFD.Interop else tags
+        if group in parent:  # an offset: replaced by its sub-IFD, or dropped if that is unreadable
+            sub_ifd = parsed.get_ifd(group)
+            if sub_ifd:
+                parent[group] = dict(sub_ifd)
+            else:
+                del parent[group]
+    return tags
 
 
 def _output_image(restored: np.ndarray, source_mode: str, fmt: str) -> Image.Image:

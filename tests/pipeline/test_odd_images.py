@@ -230,3 +230,54 @@ def test_png_with_a_bad_crc_is_called_corrupt(tmp_path, where):
     assert row["error"] == (
         f"truncated or corrupt image: broken PNG file (bad header checksum in {where.encode()!r})"
     )
+
+
+# -- TIFF output of camera EXIF --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "output_format"), [("camera.jpg", "JPEG", "tiff"), ("scan.tif", "TIFF", "same")]
+)
+def test_tiff_output_keeps_a_cameras_exif_sub_ifds(tmp_path, name, fmt, output_format):
+    src = write(
+        tmp_path / "in" / name, encoded(Image.fromarray(photo()), fmt, exif=exif_with(camera=True).tobytes())
+    )
+
+    decoded, row = run(src, tmp_path / "out", output_format)
+
+    assert (row["status"], row["error"]) == ("ok", "")
+    with Image.open(row["output_uri"]) as image:
+        assert image.format == "TIFF" and image.info["compression"] == "tiff_adobe_deflate"
+        exif = image.getexif()
+        assert exif[MAKE] == "Patina Test Camera"
+        assert exif.get_ifd(EXIF_IFD) == exif_with(camera=True)[EXIF_IFD]
+        assert exif.get_ifd(GPS_IFD) == exif_with(camera=True)[GPS_IFD]
+    out = reopen(row["output_uri"])
+    assert out["pixels"].shape == (30, 40, 3)
+    if fmt == "TIFF":
+        np.testing.assert_array_equal(out["pixels"], image_at(decoded, 0))
+
+
+@pytest.mark.parametrize(
+    ("mode", "channels", "written_mode", "icc"),
+    [("L", 1, "L", b""), ("LA", 2, "LA", b""), ("RGBA", 4, "RGBA", SRGB), ("I;16", 1, "I;16", b"")],
+)
+def test_tiff_output_of_each_mode_is_exact(tmp_path, mode, channels, written_mode, icc):
+    image = Image.fromarray(photo())
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+    elif mode == "RGBA":
+        image.putalpha(Image.fromarray(photo()[:, :, 1]))
+    else:
+        image = image.convert(mode)
+    src = write(tmp_path / "in" / "a.png", encoded(image, "PNG", dpi=(200, 200), icc_profile=icc or None))
+
+    decoded, row = run(src, tmp_path / "out", "tiff")
+
+    assert decoded["channels"][0] == channels
+    with Image.open(row["output_uri"]) as written:
+        assert written.mode == written_mode
+    out = reopen(row["output_uri"])
+    np.testing.assert_array_equal(out["pixels"], image_at(decoded, 0))
+    assert (out["dpi_x"], out["dpi_y"]) == pytest.approx((200, 200), abs=0.01)
+    assert out["icc"] == icc
