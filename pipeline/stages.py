@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import struct
 import time
 import warnings
 import zlib
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
@@ -50,11 +52,23 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
     "WEBP": {"lossless": True},
 }
+_DEEP_MODES = {2: "LA", 3: "RGB", 4: "RGBA"}  # 16-bit colour: the Pillow mode it would have at 8 bits
 _TIFF_STRIP_BYTES = 1 << 16  # uncompressed bytes per strip, as Pillow's TIFF writer
 _TIFF_PHOTOMETRIC = {"L": 1, "LA": 1, "I;16": 1, "RGB": 2, "RGBA": 2, "CMYK": 5}  # min-is-black, RGB, CMYK
 _ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "I;16": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB ", "CMYK": b"CMYK"}
 _ORIENTATION = ExifTags.Base.Orientation
 _NEW_SUBFILE_TYPE = 254
+_PNG_COLOUR_TYPES = {2: "RGB", 4: "LA", 6: "RGBA"}  # those Pillow reads at 8 bits when they have 16
+# EXIF orientation -> the view of an HxWxC array that makes it upright, as ImageOps.exif_transpose does.
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 _MULTI_FRAME = {
     "TIFF": "multi-page TIFF ({} pages)",
     "GIF": "animated GIF ({} frames)",
@@ -135,8 +149,8 @@ def image_at(batch: Batch, i: int, column: str = "pixels") -> np.ndarray:
 
 def decode(batch: Batch, max_pixels: int) -> Batch:
     """Decode fetch's ``data`` (dropped from the output) into ``pixels``, an images column (``image_at`` reads
-    row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16- and 32-bit gray,
-    uint16 (0..65535)), with ``channels`` and ``bit_depth`` (8 or 16).
+    row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16-bit and 32-bit
+    inputs, uint16 (0..65535)), with ``channels`` and ``bit_depth`` (8 or 16).
 
     Also adds ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's Pillow mode), ``exif`` and
     ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and ``width``/``height``. Reads
@@ -149,7 +163,13 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
     (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16; F ->
-    clipped to 0..255 and rounded -> L."""
+    clipped to 0..255 and rounded -> L.
+
+    16-bit colour, which Pillow reads as 8-bit RGB or RGBA (16 bits per sample in the PNG header or the
+    TIFF's BitsPerSample): RGB, RGBA and gray+alpha PNG and interleaved RGB and RGBA TIFF are read again
+    by OpenCV -> uint16 RGB, RGBA, LA (gray+alpha), and kept only if their high bytes are exactly Pillow's
+    pixels; any other (16-bit CMYK TIFF, separate colour planes, JPEG 2000 over 8 bits) fails with its
+    reason rather than be restored at 8 bits."""
     rows: list[_Decoded] = []
     elapsed = batch["elapsed_ms"].copy()
     for i, (data, error) in enumerate(zip(batch["data"], batch["error"], strict=True)):
@@ -183,9 +203,11 @@ def encode_and_write(
     ``output_format`` is "same" (the input's; GIF, BMP and other formats are written as lossless PNG, since
     a GIF palette would undo a restoration) or png, jpeg, tiff, webp. EXIF, ICC profile (when its colour
     space fits the written mode), DPI (not in WebP) and alpha are kept. JPEG has no alpha, so it is dropped
-    (not composited); 16-bit gray becomes 8-bit in JPEG and WebP; CMYK inputs are written as CMYK in
-    JPEG and TIFF. ``error`` is "" for ok rows and ``output_uri`` "" for failed ones; width, height and
-    defect_coverage are 0 for failed rows. Writes run concurrently in a few threads."""
+    (not composited); 16-bit images become 8-bit in JPEG and WebP and stay 16-bit in PNG and TIFF (16-bit
+    gray+alpha is written to TIFF as RGBA, gray in all three: neither Pillow nor OpenCV reads it back as
+    gray+alpha); CMYK inputs are written as CMYK in JPEG and TIFF. ``error`` is "" for ok rows and
+    ``output_uri`` "" for failed ones; width, height and defect_coverage are 0 for failed rows. Writes run
+    concurrently in a few threads."""
     written_format("", output_format)  # a bad option fails the job once, not every row
 
     def write(i: int) -> tuple[str, str, str, float]:
@@ -264,12 +286,17 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
         )
     _refuse_extra_frames(image)
+    deep, readable = _deep_colour(data, image)
+    if deep and not readable:
+        raise _Unrestorable(f"{deep} is not supported; restoring it at 8 bits would lose precision")
     # On while loading: frames, tiles and sub-images can claim more pixels than the header did.
     with _pillow_guard(pixel_limit=max_pixels):
         orientation = image.getexif().get(_ORIENTATION)  # before load: loading a TIFF applies it
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
         pixels = _pixels(image)
+    if deep:
+        pixels = _full_depth(data, image, orientation, pixels, deep)
     dpi_x, dpi_y = (float(v) for v in image.info.get("dpi", (0.0, 0.0)))
     if orientation in (5, 6, 7, 8):  # a quarter turn swaps the axes
         dpi_x, dpi_y = dpi_y, dpi_x
@@ -280,6 +307,77 @@ def _decode_image(data: bytes, max_pixels: int) -> _Decoded:
         exif=_exif_bytes(image, had_orientation=orientation is not None),
         icc=image.info.get("icc_profile") or b"",
         dpi=(dpi_x, dpi_y),
+    )
+
+
+def _deep_colour(data: bytes, image: Image.Image) -> tuple[str, bool]:
+    """A name such as "16-bit RGB PNG" for a colour or gray+alpha image with more bits per sample than the 8
+    Pillow reads it at ("" for others: Pillow reads 16-bit gray at full depth itself, as I;16), and whether
+    _full_depth can read it: PNG does; TIFF does but for separate colour planes, which OpenCV reads as if
+    interleaved (so does Pillow, uncompressed); JPEG 2000 does not."""
+    if image.format == "PNG":
+        bits, layout = data[24], _PNG_COLOUR_TYPES.get(data[25], "")  # in IHDR, always the first chunk
+    elif image.format in ("TIFF", "JPEG2000") and not image.mode.startswith(("I", "F")):
+        if image.format == "TIFF":
+            bits = image.tag_v2.get(TiffImagePlugin.BITSPERSAMPLE, 1)
+            bits = max(bits) if isinstance(bits, tuple) else bits
+        else:
+            bits = _jpeg2000_bits(data)
+        layout = image.mode
+    else:
+        return "", True
+    if not layout or bits <= 8:
+        return "", True
+    if image.format == "TIFF" and image.tag_v2.get(TiffImagePlugin.PLANAR_CONFIGURATION) == 2:
+        return f"{bits}-bit {layout} TIFF with separate colour planes", False
+    name = "JPEG 2000" if image.format == "JPEG2000" else image.format
+    return f"{bits}-bit {layout} {name}", image.format != "JPEG2000"
+
+
+def _jpeg2000_bits(data: bytes) -> int:
+    """The deepest component's bits per sample, from the codestream's SIZ marker segment, which a .jp2
+    holds in its jp2c box; 0 if not found."""
+    start = 0
+    if not data.startswith(b"\xff\x4f"):  # a .jp2: boxes (length, type), up to the codestream's
+        start = -1
+        position = 0
+        while position + 8 <= len(data):
+            length, kind = struct.unpack_from(">I4s", data, position)
+            header = 8
+            if length == 1:  # a 64-bit length follows
+                (length,), header = struct.unpack_from(">Q", data, position + 8), 16
+            elif length == 0:  # the last box
+                length = len(data) - position
+            if kind == b"jp2c":
+                start = position + header
+                break
+            if length < header:
+                break
+            position += length
+    siz = data[start : start + 42] if start >= 0 else b""
+    if len(siz) < 42 or not siz.startswith(b"\xff\x4f\xff\x51"):
+        return 0
+    components = struct.unpack_from(">H", siz, 40)[0]
+    ssiz = data[start + 42 : start + 42 + 3 * components : 3]  # per component: Ssiz, XRsiz, YRsiz
+    return max(((depth & 0x7F) + 1 for depth in ssiz), default=0)
+
+
+def _full_depth(
+    data: bytes, image: Image.Image, orientation: int | None, shallow: np.ndarray, deep: str
+) -> np.ndarray:
+    """A 16-bit colour PNG or TIFF read again by OpenCV at full depth (uint16 HxWxC), and accepted only if
+    its high bytes are exactly Pillow's 8-bit reading ``shallow``: same layout, orientation and channel
+    order, so no difference between the two readers can pass unnoticed."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is not None and array.dtype == np.uint16 and array.ndim == 3 and array.shape[2] in (3, 4):
+        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]  # BGR(A) -> RGB(A)
+        if image.format == "PNG":  # OpenCV turns a TIFF by its orientation itself, never a PNG by its EXIF
+            array = _UPRIGHT.get(orientation, lambda a: a)(array)
+        if array.shape == shallow.shape and np.array_equal(array >> 8, shallow):
+            gray_alpha = image.format == "PNG" and data[25] == 4  # both readers return it as RGBA
+            return np.ascontiguousarray(array[:, :, [0, 3]] if gray_alpha else array)
+    raise _Unrestorable(
+        f"{deep} could not be read at full depth; restoring it at 8 bits would lose precision"
     )
 
 
@@ -362,12 +460,22 @@ def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:
 def _encode(
     restored: np.ndarray, source_mode: str, fmt: str, exif: bytes, icc: bytes, dpi: tuple[float, float]
 ) -> bytes:
-    image = _output_image(restored, source_mode, fmt)
+    output: Image.Image | np.ndarray
+    if restored.dtype == np.uint16 and restored.shape[2] > 1 and fmt in ("PNG", "TIFF"):
+        # 16-bit colour, which Pillow has no image mode for, goes to the writers here as it is.
+        if fmt == "TIFF" and restored.shape[2] == 2:
+            restored = restored[:, :, [0, 0, 0, 1]]  # neither Pillow nor OpenCV reads 16-bit LA TIFF back
+        output, mode = restored, _DEEP_MODES[restored.shape[2]]
+    else:
+        output = _output_image(restored, source_mode, fmt)
+        mode = output.mode
     # A profile for another colour space (a CMYK input written as RGB PNG) would make viewers misread it.
-    icc = icc if icc[16:20] == _ICC_SPACES.get(image.mode) else b""
+    icc = icc if icc[16:20] == _ICC_SPACES.get(mode) else b""
     known_dpi = dpi if dpi[0] > 0 and dpi[1] > 0 else None
     if fmt == "TIFF":
-        return _tiff(np.asarray(image), image.mode, exif, icc, known_dpi)
+        return _tiff(np.asarray(output), mode, exif, icc, known_dpi)
+    if isinstance(output, np.ndarray):
+        return _png16(output, exif, icc, known_dpi)
     options = dict(_SAVE_OPTIONS[fmt])
     if exif:
         options["exif"] = exif
@@ -376,8 +484,33 @@ def _encode(
     if known_dpi:
         options["dpi"] = known_dpi
     buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
+    output.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def _png16(pixels: np.ndarray, exif: bytes, icc: bytes, dpi: tuple[float, float] | None) -> bytes:
+    """16-bit gray+alpha, RGB or RGBA pixels (HxWxC) as a PNG, written here: Pillow cannot write 16-bit
+    colour, and OpenCV writes no gray+alpha and (before 4.12) no EXIF or ICC. Rows use the Sub filter."""
+    height, width, channels = pixels.shape
+    rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)  # PNG samples are big-endian
+    filtered = rows.copy()
+    filtered[:, 2 * channels :] -= rows[:, : -2 * channels]  # Sub: less the same byte of the pixel before
+    scanlines = np.hstack([np.ones((height, 1), np.uint8), filtered])  # each row starts with its filter, 1
+    colour_type = {2: 4, 3: 2, 4: 6}[channels]  # gray+alpha, RGB, RGBA
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
+    if icc:
+        chunks.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)))
+    if dpi:
+        chunks.append((b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1)))
+    if exif:
+        chunks.append((b"eXIf", exif.removeprefix(b"Exif\0\0")))  # the TIFF structure alone
+    compressed = zlib.compress(scanlines.tobytes())
+    chunks += [(b"IDAT", compressed[i : i + (1 << 20)]) for i in range(0, len(compressed), 1 << 20)]
+    chunks.append((b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in chunks
+    )
 
 
 def _tiff(pixels: np.ndarray, mode: str, exif: bytes, icc: bytes, dpi: tuple[float, float] | None) -> bytes:
