@@ -162,8 +162,12 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
     pictures, a TIFF's reduced-resolution pages). Failed rows get no pixel bytes, "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
-    (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16; F ->
-    clipped to 0..255 and rounded -> L.
+    (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16.
+
+    F (32-bit float gray) has no standard range, so the data decides: all values in 0..1, the convention
+    of scientific TIFFs -> uint16 (v * 65535, rounded, so 0..1 keeps 16 bits of its precision); otherwise
+    0..255 is assumed -> clipped and rounded to uint8 (an image in 0..255 whose values all happen to lie in
+    0..1 is nearly black and comes out scaled up). NaN or infinite values fail the row.
 
     16-bit colour, which Pillow reads as 8-bit RGB or RGBA (16 bits per sample in the PNG header or the
     TIFF's BitsPerSample): RGB, RGBA and gray+alpha PNG and interleaved RGB and RGBA TIFF are read again
@@ -434,7 +438,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
     elif mode == "I":
         array = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
     elif mode == "F":
-        array = np.rint(np.clip(np.asarray(image), 0, 255)).astype(np.uint8)
+        array = _from_float(np.asarray(image))
     elif mode in ("L", "LA", "RGB", "RGBA"):
         array = np.asarray(image)
     elif mode == "1":
@@ -443,6 +447,15 @@ def _pixels(image: Image.Image) -> np.ndarray:
         # True for alpha modes (PA, RGBa...) and palette or RGB transparency; LAB's "A" band is a colour.
         array = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
     return array[:, :, None] if array.ndim == 2 else array
+
+
+def _from_float(values: np.ndarray) -> np.ndarray:
+    """Float pixels, which have no standard range (see decode): 0..1 -> uint16, else 0..255 -> uint8."""
+    if not np.isfinite(values).all():
+        raise _Unrestorable("float image has NaN or infinite values; only finite values can be restored")
+    if values.min() >= 0 and values.max() <= 1:
+        return np.rint(values * 65535).astype(np.uint16)
+    return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
 
 
 def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:

@@ -360,6 +360,38 @@ def test_8_bit_jpeg_2000_is_still_restored(tmp_path, fmt):
     assert (row["status"], row["error"], decoded["bit_depth"][0]) == ("ok", "", 8)
 
 
+# -- floats ----------------------------------------------------------------------------------------------
+
+
+def test_float_tiff_in_0_to_1_is_restored_at_16_bits(tmp_path):
+    values = np.random.default_rng(0).random((30, 40), dtype=np.float32)
+    values[0, :2] = 0.0, 1.0
+    src = write(tmp_path / "in" / "measure.tif", encoded(Image.fromarray(values), "TIFF"))
+
+    decoded, row = run(src, tmp_path / "out")
+
+    pixels = image_at(decoded, 0)
+    assert (decoded["mode"][0], decoded["bit_depth"][0], pixels.shape) == ("F", 16, (30, 40, 1))
+    np.testing.assert_array_equal(pixels[:, :, 0], np.rint(values * 65535).astype(np.uint16))
+    assert pixels.max() == 65535  # not black
+    out = reopen(row["output_uri"])
+    np.testing.assert_array_equal(out["pixels"], pixels)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_tiff_with_non_finite_values_fails(tmp_path, bad):
+    values = np.full((4, 5), 0.5, np.float32)
+    values[1, 2] = bad
+    src = write(tmp_path / "in" / "measure.tif", encoded(Image.fromarray(values), "TIFF"))
+
+    _, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"]) == (
+        "failed",
+        "float image has NaN or infinite values; only finite values can be restored",
+    )
+
+
 # -- corrupt files ---------------------------------------------------------------------------------------
 
 
