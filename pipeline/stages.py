@@ -69,6 +69,17 @@ _UPRIGHT = {
     7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
     8: lambda a: np.rot90(a, 1),
 }
+_PHOTOMETRIC_NAMES = {
+    0: "gray",
+    1: "gray",
+    2: "RGB",
+    3: "palette",
+    4: "mask",
+    5: "CMYK",
+    6: "YCbCr",
+    8: "CIELab",
+}
+_SAMPLE_FORMATS = {1: "unsigned", 2: "signed", 3: "float"}
 _MULTI_FRAME = {
     "TIFF": "multi-page TIFF ({} pages)",
     "GIF": "animated GIF ({} frames)",
@@ -154,12 +165,14 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
 
     Also adds ``format`` (Pillow's: JPEG, PNG, TIFF...), ``mode`` (the file's Pillow mode), ``exif`` and
     ``icc`` (bytes, b"" if none), ``dpi_x``/``dpi_y`` (0.0 if unknown) and ``width``/``height``. Reads
-    DECODE_FORMATS; other files fail as "not an image", and files that start as one of them but are damaged
-    as "truncated or corrupt image: <the reader's reason>". EXIF orientation is applied to the pixels,
-    width, height and dpi, and the orientation tag left in ``exif`` is 1. Images over ``max_pixels`` fail
-    from their header, before any pixel is decoded. Only single-frame images are restored: multi-page TIFFs
-    and animated GIF, PNG and WebP fail with their frame count (previews are no frames: a camera MPO's extra
-    pictures, a TIFF's reduced-resolution pages). Failed rows get no pixel bytes, "" and zeros.
+    DECODE_FORMATS; other files fail as "not an image", files that start as one of them but are damaged
+    as "truncated or corrupt image: <the reader's reason>", and TIFFs whose pixels Pillow has no mode for
+    (float RGB, 16-bit gray+alpha...) as "unsupported TIFF pixel layout: <what the TIFF says>". EXIF
+    orientation is applied to the pixels, width, height and dpi, and the orientation tag left in ``exif``
+    is 1. Images over ``max_pixels`` fail from their header, before any pixel is decoded. Only
+    single-frame images are restored: multi-page TIFFs and animated GIF, PNG and WebP fail with their frame
+    count (previews are no frames: a camera MPO's extra pictures, a TIFF's reduced-resolution pages).
+    Failed rows get no pixel bytes, "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
     (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16.
@@ -394,8 +407,31 @@ def _unidentified(data: bytes) -> str:
             try:
                 factory(io.BytesIO(data), "").close()
             except Exception as exc:
+                if fmt == "TIFF" and str(exc) == "unknown pixel mode":  # valid, but no Pillow mode fits
+                    return _tiff_layout(data)
                 return f"truncated or corrupt image: {_one_line(exc)}"
     return "not an image (unrecognised format)"
+
+
+def _tiff_layout(data: bytes) -> str:
+    """The reason for a TIFF whose pixels Pillow has no mode for (float RGB, 16-bit gray+alpha...): what
+    its first IFD says they are."""
+    try:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:16] if data[2] == 43 else data[:8])  # 43: BigTIFF
+        fp = io.BytesIO(data)
+        fp.seek(ifd.next)
+        ifd.load(fp)
+        bits = ifd.get(TiffImagePlugin.BITSPERSAMPLE, (1,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        sample_format = ifd.get(TiffImagePlugin.SAMPLEFORMAT, (1,))
+        sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+        photometric = _PHOTOMETRIC_NAMES.get(ifd.get(TiffImagePlugin.PHOTOMETRIC_INTERPRETATION), "unknown")
+        samples = ifd.get(TiffImagePlugin.SAMPLESPERPIXEL, len(bits))
+    except Exception:
+        return "unsupported TIFF pixel layout"
+    depth = "/".join(str(b) for b in sorted(set(bits)))
+    kind = _SAMPLE_FORMATS.get(sample_format, "unknown")
+    return f"unsupported TIFF pixel layout: {photometric}, {samples} x {depth}-bit {kind} samples per pixel"
 
 
 def _refuse_extra_frames(image: Image.Image) -> None:

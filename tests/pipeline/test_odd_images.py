@@ -414,6 +414,32 @@ def test_png_with_a_bad_crc_is_called_corrupt(tmp_path, where):
     )
 
 
+@pytest.mark.parametrize(
+    ("pixels", "options", "layout"),
+    [
+        (np.zeros((4, 5, 3), np.float32), {"photometric": "rgb"}, "RGB, 3 x 32-bit float samples"),
+        (
+            np.zeros((4, 5, 2), np.uint16),
+            {"photometric": "minisblack", "extrasamples": ["unassalpha"]},
+            "gray, 2 x 16-bit unsigned samples",
+        ),
+        (np.zeros((4, 5), np.float64), {"photometric": "minisblack"}, "gray, 1 x 64-bit float samples"),
+        (
+            np.zeros((4, 5, 3), np.int32),
+            {"photometric": "rgb", "byteorder": ">"},
+            "RGB, 3 x 32-bit signed samples",
+        ),
+    ],
+)
+def test_tiff_whose_pixel_layout_has_no_reader_says_which_it_is(tmp_path, pixels, options, layout):
+    """Valid TIFFs that Pillow cannot read are not called corrupt, nor 'not an image'."""
+    src = write(tmp_path / "in" / "odd.tif", tiff_encoded(pixels, **options))
+
+    _, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"]) == ("failed", f"unsupported TIFF pixel layout: {layout} per pixel")
+
+
 # -- TIFF output of camera EXIF --------------------------------------------------------------------------
 
 
