@@ -256,6 +256,27 @@ def test_16_bit_colour_converts_between_png_and_tiff_at_full_depth(tmp_path, cha
     assert written.dtype == np.uint16 and written.shape[:2] == pixels.shape[:2]
 
 
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16_bit_colour_through_the_model_comes_out_16_bit(tmp_path, tiny_checkpoint, channels):
+    from pipeline.restorer import Restorer
+
+    pixels = deep(channels)
+    src = write(tmp_path / "in" / "deep.png", png16(pixels))
+    storage = Storage()
+    decoded = decode(fetch(manifest([src]), storage), 10**6)
+
+    restored = Restorer(str(tiny_checkpoint), storage, device="cpu")(decoded)
+    result = encode_and_write(restored, str(tmp_path / "out"), "same", storage, MODEL)
+
+    assert result["status"][0] == "ok", result["error"][0]
+    out = reopen(result["output_uri"][0])
+    assert out["bit_depth"] == 16 and out["pixels"].shape == pixels.shape
+    np.testing.assert_array_equal(out["pixels"], image_at(restored, 0, "restored"))
+    assert not np.array_equal(out["pixels"], pixels)  # the model ran
+    if channels in (2, 4):
+        np.testing.assert_array_equal(out["pixels"][:, :, -1], pixels[:, :, -1])  # alpha bit for bit
+
+
 @pytest.mark.parametrize("output_format", ["jpeg", "webp"])
 def test_16_bit_colour_written_as_jpeg_or_webp_is_reduced_to_8_bit(tmp_path, output_format):
     pixels = deep(3)
