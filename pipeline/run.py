@@ -155,6 +155,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
     progress = Progress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
     failures: Counter[str] = Counter()
     todo = _refuse_collisions(manifest, todo, job, storage, model_id, progress, failures)
+    storage.remove_stale_temp_files(job.output)  # left by a run killed mid-write
     started_ray, progress.dashboard_url = _connect(job)
     try:
         if todo.num_rows:
@@ -243,6 +244,11 @@ def _connect(job: RestoreJob) -> tuple[bool, str | None]:
 
     DataContext.get_current().enable_progress_bars = False  # the CLI draws its own progress
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # Ray Data then warns on every run that its bars are off: that is what we asked for.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # A local Ray turns token authentication on by itself (the secure default, kept) and warns about it
+    # on every start; that module logs nothing else at warning level.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if job.ray_address:
         ray.init(address=job.ray_address, log_to_driver=False, logging_level=logging.WARNING)
         return False, None

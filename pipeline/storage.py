@@ -30,6 +30,7 @@ OUTAGE_BACKOFF_CAP_S = 30.0  # longest single wait between tries while an outage
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")  # what _replace_local writes before its rename
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _T = TypeVar("_T")
@@ -253,6 +254,22 @@ class Storage:
                 os.remove(target.key)
             return
         self._s3_call(uri, lambda: self._s3().delete_object(Bucket=target.bucket, Key=target.key))
+
+    def remove_stale_temp_files(self, prefix_uri: str) -> int:
+        """Delete the hidden temp files (``.name.<32 hex>.tmp``) that local writes leave behind when a run is
+        killed mid-write, anywhere under a local prefix; returns how many. Call it before a run starts: a
+        temp file of a write in progress would be taken too (one run per output prefix). S3 writes leave no
+        temp objects (an unfinished multipart upload is invisible and expires by bucket policy)."""
+        target = parse_uri(prefix_uri)
+        if target.scheme != "file":
+            return 0
+        removed = 0
+        for entry in _walk_files(os.path.abspath(target.key)):
+            if _TEMP_NAME.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed += 1
+        return removed
 
     @staticmethod
     def join(prefix_uri: str, *parts: str) -> str:

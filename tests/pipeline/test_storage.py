@@ -364,3 +364,15 @@ def test_local_permission_denied(tmp_path):
     secret.chmod(0)
     with pytest.raises(StorageError, match="permission denied"):
         Storage().read_bytes(str(secret))
+
+
+def test_stale_temp_files_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    out = tmp_path / "out" / "box"
+    out.mkdir(parents=True)
+    stale = out / f".a.png.{'0' * 31}f.tmp"
+    keep = [out / ".hidden", out / ".notes.tmp", out / "a.png", out / f"b.{'0' * 32}.tmp"]
+    for path in [stale, *keep]:
+        path.write_bytes(b"x")
+    assert Storage().remove_stale_temp_files(str(tmp_path / "out")) == 1
+    assert not stale.exists() and all(path.exists() for path in keep)
+    assert Storage().remove_stale_temp_files("s3://bucket/out") == 0
