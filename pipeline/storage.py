@@ -300,7 +300,7 @@ class Storage:
         as_uri = bool(_SCHEME.match(prefix_uri))
         for entry in _walk_files(root):
             try:
-                st = entry.stat()
+                st = entry.stat() if entry.is_file() else entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # deleted while listing
             uri = Path(entry.path).as_uri() if as_uri else entry.path
@@ -482,7 +482,9 @@ def _walk_files(folder: str) -> Iterator[os.DirEntry[str]]:
         # Symlinked folders are not followed: a link back up the tree would loop forever.
         if entry.is_dir(follow_symlinks=False):
             yield from _walk_files(entry.path)
-        elif entry.is_file():
+        elif entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)):
+            # A link to a file that is gone is listed too: its row then fails as "not found", where
+            # leaving it out would make it vanish from the archive without a word.
             yield entry
 
 

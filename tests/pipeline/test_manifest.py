@@ -184,6 +184,21 @@ def test_build_manifest_from_local_folder(tmp_path):
     assert sorted(os.listdir(out.parent)) == ["manifest.parquet"]  # no temp files left behind
 
 
+def test_build_manifest_lists_links_to_missing_files_rather_than_dropping_them(tmp_path):
+    # A dangling link is listed: its row then fails as "not found" where an archivist sees it; a link to a
+    # folder is still not followed (a link back up the tree would loop forever).
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"12345")
+    (photos / "gone.jpg").symlink_to(photos / "deleted.jpg")
+    (photos / "loop").symlink_to(photos)
+    out = tmp_path / "manifest.parquet"
+    assert build_manifest(str(photos), str(out), Storage()) == 2
+    assert pq.read_table(out)["uri"].to_pylist() == [str(photos / "a.jpg"), str(photos / "gone.jpg")]
+    with pytest.raises(Exception, match="not found; check the path"):
+        Storage().read_bytes(str(photos / "gone.jpg"))
+
+
 def test_build_manifest_refuses_a_place_without_images(tmp_path):
     (tmp_path / "notes.txt").write_text("no photos here")
     with pytest.raises(ManifestError, match=r"no images .*found"):
