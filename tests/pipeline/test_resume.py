@@ -99,3 +99,74 @@ def test_kill_driver_then_resume(tmp_path, photo, tiny_checkpoint):
             assert restored.size == (64, 48)
     leftovers = [p for p in output.rglob("*") if p.is_file() and p.suffix not in (".jpg", ".parquet")]
     assert leftovers == []  # no temp files under output after the completed re-run
+
+
+@pytest.mark.timeout(600)
+def test_kills_at_seeded_random_moments_lose_nothing(tmp_path, photo, tiny_checkpoint):
+    # kill -9 of the driver's process group at seeded random moments (during Ray's start, planning, the run
+    # or the final fold), the state checked right after each kill, then resumed until a run completes.
+    import random
+
+    rng = random.Random(20261130)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for i in range(ROWS):
+        photo.resize((48, 36)).rotate(i * 9).save(archive / f"print{i:03d}.png")
+    manifest, output = tmp_path / "manifest.parquet", tmp_path / "restored"
+    build_manifest(str(archive), str(manifest), Storage())
+    command = [PATINA, "restore", "--manifest", str(manifest), "--output", str(output), "--model"]
+    command += [
+        str(tiny_checkpoint),
+        "--batch-size",
+        "2",
+        "--flush-rows",
+        "2",
+        "--tile",
+        "48",
+        "--overlap",
+        "8",
+    ]
+    all_ids = {str(archive / f"print{i:03d}.png") for i in range(ROWS)}
+
+    kills = 0
+    while True:
+        run = subprocess.Popen(
+            command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
+        )
+        try:
+            run.wait(timeout=rng.uniform(2, 14) if kills < 6 else 240)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+            kills += 1
+            _check_after_kill(output, all_ids)
+            continue
+        assert run.returncode == 0
+        break
+
+    assert kills >= 3  # the seed gives kills at several moments, not one
+    parts = sorted((output / RESULTS_DIR).glob("part-*.parquet"))
+    ok_rows = [
+        i
+        for part in parts
+        for i, s in zip(*pq.read_table(part, columns=["id", "status"]).to_pydict().values(), strict=True)
+        if s == "ok"
+    ]
+    assert len(ok_rows) == len(set(ok_rows)) == ROWS  # each row restored and recorded exactly once
+    results = pq.read_table(output / "results.parquet")
+    assert set(results["id"].to_pylist()) == all_ids and set(results["status"].to_pylist()) == {"ok"}
+    outputs = sorted(p for p in output.rglob("*") if p.is_file() and RESULTS_DIR not in p.parts)
+    assert sorted(map(str, outputs)) == sorted(
+        [*results["output_uri"].to_pylist(), str(output / "results.parquet")]
+    )
+
+
+def _check_after_kill(output: Path, all_ids: set[str]) -> None:
+    """Right after a kill: every recorded part is whole and names manifest rows; every file at a final key
+    is a whole image; no results.parquet unless a run got to its end."""
+    for part in (output / RESULTS_DIR).glob("part-*.parquet"):
+        assert set(pq.read_table(part, columns=["id"])["id"].to_pylist()) <= all_ids
+    for path in output.rglob("*.png"):
+        if not path.name.startswith("."):
+            with Image.open(path) as image:
+                image.load()
