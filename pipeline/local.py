@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.metrics import mask_iou, psnr, ssim
 from model.restoration.baseline import restore_classical
-from pipeline.manifest import IMAGE_EXTENSIONS
+from pipeline.formats import IMAGE_EXTENSIONS
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import ObjectInfo, Storage, StorageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 STATUSES = ("ok", "failed", "skipped")
 NOT_PROCESSED = "not processed (run interrupted or limited)"
 RESULTS_DIR = "_results"

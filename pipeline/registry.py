@@ -27,7 +27,7 @@ import numpy as np
 
 from model.checkpoints import load_generator
 from model.restoration.validation import Scores, evaluate
-from pipeline.manifest import IMAGE_EXTENSIONS
+from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, parse_uri
 
 LATEST_MODEL = "latest.safetensors"

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
+from pipeline.formats import DECODE_FORMATS
 from pipeline.manifest import RESULT_SCHEMA
 from pipeline.outputs import WRITERS, output_uri, written_format
 from pipeline.storage import Storage, StorageError
@@ -40,9 +41,6 @@ from pipeline.storage import Storage, StorageError
 Batch = dict[str, np.ndarray]
 
 IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transient errors itself
-# Pillow formats decode reads (its JPEG reader also yields "MPO" images). Not all Pillow can open: its EPS
-# reader runs Ghostscript on the file, which untrusted archive files must never reach.
-DECODE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG2000")
 
 # JPEG 4:4:4 at quality 95 keeps restored detail in the colour channels; TIFF (written by _tiff) stays
 # lossless, deflate-compressed; WebP is lossless too, because its lossy mode always halves colour

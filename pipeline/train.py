@@ -35,7 +35,7 @@ from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, 
 from model.restoration.config import RestorationConfig
 from model.restoration.gan import RestorationGAN, default_autocast, stage_of
 from model.restoration.validation import build_val_set, generator_restorer, grid, score
-from pipeline.manifest import IMAGE_EXTENSIONS
+from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.train_data import PairPool, clean_dataset, worker_photos
 

@@ -19,7 +19,8 @@ import torch
 from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
 from model.restoration.gan import Batch
-from pipeline.manifest import IMAGE_EXTENSIONS, read_manifest
+from pipeline.formats import IMAGE_EXTENSIONS
+from pipeline.manifest import read_manifest
 from pipeline.stages import decode, fetch, image_at, images_column
 from pipeline.storage import Storage
 

@@ -170,16 +170,17 @@ def test_build_manifest_from_s3(s3_server, tmp_path, out):
 def test_build_manifest_from_local_folder(tmp_path):
     photos = tmp_path / "photos"
     (photos / "1960s").mkdir(parents=True)
-    for name in ["b.png", "a.JPEG", "1960s/c.tiff", "readme.md", "1960s/d.bmp"]:
+    # Every extension of a format decode reads is listed (JPEG 2000 and .jfif were left out once).
+    for name in ["b.png", "a.JPEG", "1960s/c.tiff", "readme.md", "1960s/d.bmp", "e.jp2", "f.jfif", "g.eps"]:
         (photos / name).write_bytes(b"12345")
     out = tmp_path / "out" / "manifest.parquet"
 
-    assert build_manifest(str(photos), str(out), Storage()) == 4
+    assert build_manifest(str(photos), str(out), Storage()) == 6
     table = pq.read_table(out)
     assert table.schema.equals(MANIFEST_SCHEMA)
-    expected = ["1960s/c.tiff", "1960s/d.bmp", "a.JPEG", "b.png"]
+    expected = ["1960s/c.tiff", "1960s/d.bmp", "a.JPEG", "b.png", "e.jp2", "f.jfif"]
     assert table["uri"].to_pylist() == [str(photos / name) for name in expected]
-    assert table["etag"].null_count == 4 and table["size"].to_pylist() == [5] * 4
+    assert table["etag"].null_count == 6 and table["size"].to_pylist() == [5] * 6
     assert table["mtime"][0].as_py().timestamp() == pytest.approx((photos / "1960s/c.tiff").stat().st_mtime)
     assert sorted(os.listdir(out.parent)) == ["manifest.parquet"]  # no temp files left behind
 
