@@ -173,12 +173,13 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
     Failed rows get no pixel bytes, "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
-    (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I (clipped) -> uint16.
+    (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I -> uint16 (I with values
+    outside 0..65535 fails: clipping would lose data).
 
     F (32-bit float gray) has no standard range, so the data decides: all values in 0..1, the convention
     of scientific TIFFs -> uint16 (v * 65535, rounded, so 0..1 keeps 16 bits of its precision); otherwise
-    0..255 is assumed -> clipped and rounded to uint8 (an image in 0..255 whose values all happen to lie in
-    0..1 is nearly black and comes out scaled up). NaN or infinite values fail the row.
+    0..255 is assumed -> rounded to uint8 (an image in 0..255 whose values all happen to lie in 0..1 is
+    nearly black and comes out scaled up). Values outside 0..255, NaN or infinity fail the row.
 
     16-bit colour, which Pillow reads as 8-bit RGB or RGBA (16 bits per sample in the PNG header or the
     TIFF's BitsPerSample): RGB, RGBA and gray+alpha PNG and interleaved RGB and RGBA TIFF are read again
@@ -470,7 +471,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
     if mode.startswith("I;16"):
         array = np.asarray(image).astype(np.uint16, copy=False)  # I;16B is big-endian: made native
     elif mode == "I":
-        array = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        array = _in_range(np.asarray(image), 0, 65535, "32-bit integer").astype(np.uint16)
     elif mode == "F":
         array = _from_float(np.asarray(image))
     elif mode in ("L", "LA", "RGB", "RGBA"):
@@ -489,7 +490,17 @@ def _from_float(values: np.ndarray) -> np.ndarray:
         raise _Unrestorable("float image has NaN or infinite values; only finite values can be restored")
     if values.min() >= 0 and values.max() <= 1:
         return np.rint(values * 65535).astype(np.uint16)
-    return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
+    return np.rint(_in_range(values, 0, 255, "float")).astype(np.uint8)
+
+
+def _in_range(values: np.ndarray, low: float, high: float, kind: str) -> np.ndarray:
+    """``values`` if all lie in low..high; otherwise the row fails: clipping would lose data silently."""
+    if values.size and (values.min() < low or values.max() > high):
+        raise _Unrestorable(
+            f"{kind} values {values.min():g}..{values.max():g} fall outside {low:g}..{high:g}; "
+            "clipping them would lose data (rescale the file first)"
+        )
+    return values
 
 
 def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:

@@ -239,8 +239,8 @@ def test_jpeg_output_drops_alpha_and_reduces_16_bit_to_8(tmp_path):
     ("mode", "values", "expected"),
     [
         ("1", [0, 1], [0, 255]),
-        ("I", [-5, 300, 70_000], [0, 300, 65535]),
-        ("F", [-3.2, 100.6, 300.0], [0, 101, 255]),
+        ("I", [0, 300, 65_535], [0, 300, 65535]),
+        ("F", [0.0, 100.6, 255.0], [0, 101, 255]),
         ("I;16B", [7, 40_000], [7, 40_000]),
     ],
 )
@@ -255,6 +255,24 @@ def test_decode_maps_numeric_modes(tmp_path, mode, values, expected):
     assert decoded["mode"][0] == mode and pixels.shape == (1, len(values), 1)
     assert pixels.dtype == (np.uint8 if mode in ("1", "F") else np.uint16)
     assert pixels.ravel().tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "reason"),
+    [
+        (
+            "I",
+            [-5, 300, 70_000],
+            "32-bit integer values -5..70000 fall outside 0..65535; clipping them would",
+        ),
+        ("F", [-3.25, 100.5, 300.0], "float values -3.25..300 fall outside 0..255; clipping them would lose"),
+    ],
+)
+def test_decode_fails_numeric_values_it_would_have_to_clip(tmp_path, mode, values, reason):
+    image = Image.new(mode, (len(values), 1))
+    image.putdata(values)
+    decoded = decode(fetch(manifest([save(tmp_path / "numeric.tif", image)]), Storage()), 10**6)
+    assert decoded["error"][0].startswith(reason)
 
 
 @pytest.mark.parametrize(("mode", "channels"), [("LA", 2), ("YCbCr", 3), ("LAB", 3), ("P", 3), ("PA", 4)])
