@@ -15,7 +15,7 @@ from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generato
 from model.degradation.aging import LUMA
 from model.restoration.inference import restore_tensor
 from pipeline.stages import image_at, images_column
-from pipeline.storage import Storage
+from pipeline.storage import Storage, StorageError
 from pipeline.tiling import restore_tiled
 
 DEFECT_THRESHOLD = 0.5  # a pixel counts towards defect coverage when its defect probability exceeds this
@@ -54,25 +54,38 @@ class Restorer:
             # Ray pins an actor to one thread per reserved CPU; on CPU-only machines the model is the
             # bottleneck and fetch/decode/encode are light, so each actor takes its share of all cores.
             torch.set_num_threads(cpu_threads)
-        generator, _, self.model_id = load_generator(checkpoint, storage or Storage(), self.device)
+        self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
+        self.autocast = torch.bfloat16 if self.device.type == "cuda" else None
+        # In a run (expected_id given), a model that is gone or changed since planning fails the remaining
+        # rows with the reason, which a re-run with the right model finishes: an actor that raised here
+        # would be restarted by Ray again and again instead. Called directly, it raises at once.
+        self.refusal = ""
+        try:
+            generator, _, self.model_id = load_generator(checkpoint, storage or Storage(), self.device)
+        except (CheckpointError, StorageError) as exc:
+            if not expected_id:
+                raise
+            self.refusal, self.model_id, self.generator = f"model {exc}", expected_id, None
+            return
         if expected_id and self.model_id != expected_id:
             # A file replaced mid-run (a registry's latest promoted): results would name the wrong model.
-            raise CheckpointError(
+            self.refusal = (
                 f"{checkpoint}: changed since the run started ({expected_id} -> {self.model_id}); "
                 "point --model at an immutable copy (a registry's versions/<id>.safetensors)"
             )
+            self.model_id = expected_id
         if self.device.type == "cuda":
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
-        self.autocast = torch.bfloat16 if self.device.type == "cuda" else None
-        self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
 
     def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return restore_tensor(self.generator, tiles, self.autocast)  # channels_last input is made there
 
     def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;
-        defect coverage)."""
+        defect coverage). Raises CheckpointError if the model was refused (see __init__)."""
+        if self.refusal:
+            raise CheckpointError(self.refusal)
         scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
         channels = pixels.shape[2]
         colour = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
@@ -100,6 +113,9 @@ class Restorer:
         errors = np.array(batch["error"], dtype=object)
         for i in range(n):
             if errors[i]:
+                continue
+            if self.refusal:
+                errors[i] = self.refusal
                 continue
             started = time.perf_counter()
             try:

@@ -9,6 +9,7 @@ driver at any moment loses at most the rows of one unflushed part, which the nex
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -249,10 +250,16 @@ def _connect(job: RestoreJob) -> tuple[bool, str | None]:
     # A local Ray turns token authentication on by itself (the secure default, kept) and warns about it
     # on every start; that module logs nothing else at warning level.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    if job.ray_address:
-        ray.init(address=job.ray_address, log_to_driver=False, logging_level=logging.WARNING)
+    # A cluster only when asked for (--ray-address, or RAY_ADDRESS as Ray Jobs set it); otherwise a new
+    # local Ray of our own: a bare ray.init() would join any cluster started on this machine, and the job
+    # would run somewhere the user did not ask for.
+    address = job.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return False, None
-    context = ray.init(include_dashboard=job.dashboard, log_to_driver=False, logging_level=logging.WARNING)
+    context = ray.init(
+        address="local", include_dashboard=job.dashboard, log_to_driver=False, logging_level=logging.WARNING
+    )
     return True, (f"http://{context.dashboard_url}" if job.dashboard and context.dashboard_url else None)
 
 

@@ -75,11 +75,14 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
             f"{job.output} already holds a run; pass --resume to continue it or choose a new output"
         )
     storage.write_bytes(storage.join(job.output, "config.json"), job.config.to_json().encode())
-    started_ray = not ray.is_initialized() and job.ray_address is None  # never shut down a cluster we joined
+    # A cluster only when asked for (--ray-address or RAY_ADDRESS), else a local Ray of our own: never a
+    # stray cluster that a bare ray.init() would join. Never shut down a cluster we joined.
+    address = job.ray_address or os.environ.get("RAY_ADDRESS")
+    started_ray = not ray.is_initialized() and not address
     if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
     elif not ray.is_initialized():
-        ray.init(address=job.ray_address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False)
     try:
         storage_path, name, filesystem = _ray_storage(job.output, job.storage)
         # CPU workers get an equal share of the cores, and use them all: Ray pins a 1-CPU worker's torch to

@@ -20,7 +20,9 @@ def prefect_server():
 
 @pytest.fixture(scope="module")
 def ray_local(s3_server):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # after s3_server: workers get its env
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
+    )  # after s3_server: workers get its env
     yield
     ray.shutdown()
 

@@ -22,7 +22,7 @@ ROWS = 12
 @pytest.fixture(scope="module")
 def ray_faults(s3_server):
     # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

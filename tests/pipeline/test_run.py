@@ -26,7 +26,7 @@ MAX_PIXELS = 100_000
 @pytest.fixture(scope="module")
 def ray_local(s3_server):
     # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -207,13 +207,43 @@ def test_failure_reasons_group_errors_by_kind(error, reason):
     assert failure_reason(error) == reason
 
 
-def test_restorer_refuses_a_model_that_changed_since_planning(tiny_checkpoint):
-    from model.checkpoints import CheckpointError
+def test_a_model_swapped_after_planning_fails_the_rows_with_one_model_id(ray_local, tmp_path, photo):
+    # Planned with model A; by the time the actors load it, the file holds model B (a registry's "latest"
+    # promoted mid-run). Every row fails with the reason and the results still name one model, A.
+    from model.checkpoints import CheckpointError, checkpoint_id, decode_checkpoint, save_generator
+    from model.restoration.config import tiny
+    from model.restoration.generator import Generator
+    from pipeline.restorer import Restorer
+    from pipeline.run import build_dataset
+    from pipeline.storage import Storage
+
+    model = tmp_path / "latest.safetensors"
+    save_generator(model, Generator(tiny().generator), tiny(), step=1)
+    planned = checkpoint_id(model.read_bytes(), decode_checkpoint(model.read_bytes(), str(model))[1])
+    save_generator(model, Generator(tiny().generator), tiny(), step=2)  # swapped after planning
+    photo.resize((40, 30)).save(tmp_path / "a.png")
+    photo.resize((40, 30)).rotate(90).save(tmp_path / "b.png")
+    todo = pa.table({"id": ["a", "b"], "uri": [str(tmp_path / "a.png"), str(tmp_path / "b.png")]})
+    job = RestoreJob(manifest="unused", output=str(tmp_path / "out"), model=str(model))
+
+    rows = build_dataset(todo, job, Storage(), planned, num_gpus=0, num_cpus=2).take_all()
+
+    assert {row["status"] for row in rows} == {"failed"} and {row["model_id"] for row in rows} == {planned}
+    assert all("changed since the run started" in row["error"] for row in rows)
+    assert not (tmp_path / "out").exists()
+    # Called directly, the refusal is an exception; with the planned model, nothing is refused.
+    with pytest.raises(CheckpointError, match="changed since the run started"):
+        Restorer(str(model), device="cpu", expected_id=planned).restore_pixels(np.zeros((4, 4, 3), np.uint8))
+    assert Restorer(str(model), device="cpu", expected_id=Restorer(str(model)).model_id).refusal == ""
+
+
+def test_a_model_deleted_after_planning_fails_the_rows_with_the_reason(tmp_path, tiny_checkpoint):
     from pipeline.restorer import Restorer
 
-    assert Restorer(str(tiny_checkpoint), device="cpu", expected_id=Restorer(str(tiny_checkpoint)).model_id)
-    with pytest.raises(CheckpointError, match="changed since the run started"):
-        Restorer(str(tiny_checkpoint), device="cpu", expected_id="tiny-step7-000000000000")
+    restorer = Restorer(
+        str(tmp_path / "gone.safetensors"), device="cpu", expected_id="tiny-step7-000000000000"
+    )
+    assert restorer.refusal.startswith(f"model {tmp_path / 'gone.safetensors'}: not found")
 
 
 def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp_path, photo):

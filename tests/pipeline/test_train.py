@@ -25,7 +25,9 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 @pytest.fixture(scope="module")
 def ray_for_training(s3_server):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # after s3_server: workers get its env
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
+    )  # after s3_server: workers get its env
     yield
     ray.shutdown()
 
