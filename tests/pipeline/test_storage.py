@@ -357,13 +357,52 @@ def test_unreachable_endpoint_is_a_transient_error(s3_server):
         storage.read_bytes("s3://some-bucket/x.png")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_local_permission_denied(tmp_path):
-    secret = Path(tmp_path / "secret.png")
-    secret.write_bytes(b"x")
-    secret.chmod(0)
-    with pytest.raises(StorageError, match="permission denied"):
-        Storage().read_bytes(str(secret))
+def test_local_permission_denied():
+    # Root reads any file, and CI runs as root: the reads then run in a forked child that became the user
+    # nobody, so the test runs everywhere instead of skipping where it matters.
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="patina-permissions-"))  # not under pytest's 0700 tmp folder
+    try:
+        folder.chmod(0o755)
+        secret, shared = folder / "secret.png", folder / "shared.png"
+        for path, mode in ((secret, 0), (shared, 0o644)):
+            path.write_bytes(b"x")
+            path.chmod(mode)
+        assert _read_as_another_user([secret, shared]) == [
+            f"{secret}: permission denied; check the file's permissions",
+            "read 1 byte",
+        ]
+    finally:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+def _read_as_another_user(paths: list[Path]) -> list[str]:
+    """Storage().read_bytes of each path in a forked child (as nobody when we are root): what each gave."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            lines = []
+            for path in paths:
+                try:
+                    lines.append(f"read {len(Storage().read_bytes(str(path)))} byte")
+                except StorageError as exc:
+                    lines.append(str(exc))
+            os.write(write_end, "\n".join(lines).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as out:
+        text = out.read()
+    os.waitpid(pid, 0)
+    return text.splitlines()
 
 
 def test_stale_temp_files_of_killed_writes_are_removed_and_nothing_else(tmp_path):
