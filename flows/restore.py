@@ -3,7 +3,8 @@
 Retries, only for infrastructure errors (Ray, network, an S3 outage that outlived the storage layer's own
 retries); a user error (a bad manifest, a missing model, an output inside the input) fails at once. Why each
 retry is safe:
-- ``plan`` (read the manifest, check the output prefix, count what is done): read-only; 3 retries.
+- ``plan`` (read the manifest and the model, check the output prefix, count what is done): read-only; 3
+  retries.
 - ``restore`` (the Ray job): 2 retries. Safe only because the pipeline resumes: it re-plans, skips every row
   already recorded ok, writes outputs atomically and never touches the originals.
 Artifacts: a progress bar updated as rows complete, then a summary table and a before/after report.
@@ -27,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
-from model.checkpoints import DEFAULT_CHECKPOINT
+from model.checkpoints import DEFAULT_CHECKPOINT, decode_checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.manifest import plan_remaining, read_manifest
 from pipeline.outputs import check_output_prefix
@@ -48,6 +49,9 @@ def plan(job: RestoreJob) -> dict[str, int]:
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
+    # A missing or broken model is the user's to fix: found here it fails the flow once, where a Ray Job
+    # failing on it would look like lost infrastructure and be retried.
+    decode_checkpoint(storage.read_bytes(job.model), job.model)
     remaining = plan_remaining(manifest, job.output, storage)
     return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
 

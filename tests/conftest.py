@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -110,6 +110,7 @@ class OutageProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.down = False
+        self.refuse_next = 0  # close this many new connections at once, then serve again
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -136,7 +137,8 @@ class OutageProxy:
             except OSError:
                 return
             with self._lock:
-                if self.down:
+                if self.down or self.refuse_next > 0:
+                    self.refuse_next = max(0, self.refuse_next - 1)
                     client.close()
                     continue
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
@@ -156,11 +158,23 @@ class OutageProxy:
 
 
 @pytest.fixture
-def outage_proxy(s3_server: S3Server) -> Iterator[OutageProxy]:
+def tcp_proxy() -> Iterator[Callable[[int], OutageProxy]]:
+    """``tcp_proxy(port)``: an OutageProxy in front of 127.0.0.1:port, closed after the test."""
+    proxies: list[OutageProxy] = []
+
+    def start(port: int) -> OutageProxy:
+        proxies.append(OutageProxy(port))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture
+def outage_proxy(s3_server: S3Server, tcp_proxy) -> OutageProxy:
     """The session's S3 server behind a proxy the test can take down (outage(True)) and bring back."""
-    proxy = OutageProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
-    yield proxy
-    proxy.close()
+    return tcp_proxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
 
 
 @pytest.fixture

@@ -93,3 +93,42 @@ def test_restore_command_round_trips_every_option():
     # --help after all options: the real CLI parses every option we generate (and exits before running).
     result = CliRunner().invoke(app, [*argv[1:], "--help"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
+    s3_server, job_server, photo, tiny_checkpoint, tcp_proxy, monkeypatch
+):
+    # An infrastructure error injected for real: the restore task's first connection to the Ray job server
+    # is cut. The task runs a second time (retry delay zeroed for the test) and the job completes.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import flows.restore
+
+    monkeypatch.setattr(flows.restore, "restore", flows.restore.restore.with_options(retry_delay_seconds=0))
+    storage = s3_server.storage()
+    bucket = s3_server.create_bucket()
+    uris = []
+    for i in range(3):
+        buf = io.BytesIO()
+        photo.resize((40, 32)).rotate(i * 30).save(buf, "PNG")
+        uris.append(f"s3://{bucket}/scans/{i}.png")
+        storage.write_bytes(uris[-1], buf.getvalue())
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"uri": uris}), sink)
+    storage.write_bytes(f"s3://{bucket}/manifest.parquet", sink.getvalue().to_pybytes())
+    storage.write_bytes(f"s3://{bucket}/models/tiny.safetensors", tiny_checkpoint.read_bytes())
+    proxy = tcp_proxy(int(job_server.rsplit(":", 1)[1]))
+    proxy.refuse_next = 1
+
+    state = restore_archive_flow(
+        f"s3://{bucket}/manifest.parquet", f"s3://{bucket}/restored", model=f"s3://{bucket}/models/tiny.safetensors",
+        endpoint_url=s3_server.endpoint_url, ray_job_server=proxy.endpoint_url, return_state=True,
+    )  # fmt: skip
+
+    assert state.result()["ok"] == 3
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    assert sorted((r.name.split("-")[0], r.run_count) for r in runs) == [("plan", 1), ("restore", 2)]

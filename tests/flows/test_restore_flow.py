@@ -103,3 +103,21 @@ def _table(artifact) -> list[dict]:
     import json
 
     return json.loads(artifact.data)
+
+
+def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive, tmp_path):
+    # A user error found by the plan (read-only, before any work): one plan run, no restore task, no retry.
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"uri": [f"s3://{archive}/scans/print00.jpg"]}), manifest)
+    state = restore_archive_flow(
+        str(manifest), str(tmp_path / "out"), model=str(tmp_path / "no-such-model.safetensors"),
+        endpoint_url=s3_server.endpoint_url, return_state=True,
+    )  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(Exception, match=r"no-such-model\.safetensors: not found"):
+        state.result()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
