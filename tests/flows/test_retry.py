@@ -52,3 +52,24 @@ def _raised_while_handling(outer: Exception, inner: Exception) -> Exception:
 )
 def test_retry_only_infrastructure(error, retry):
     assert is_infrastructure_error(error) is retry
+
+
+def test_every_flow_task_that_may_retry_retries_only_infrastructure():
+    # The restore task's retry runs end to end in test_ray_job.py; here the other tasks' settings, so that
+    # removing a task's retries or its condition fails a test.
+    import flows.manifest
+    import flows.restore
+    import flows.train
+    from flows.retry import infrastructure_error
+
+    expected = {
+        flows.restore.plan: 3,
+        flows.restore.restore: 2,
+        flows.train.train: 1,
+        flows.manifest.list_images: 3,
+        flows.train.evaluate_and_promote: 0,  # promotion writes the registry: never run twice
+    }
+    for task, retries in expected.items():
+        assert task.retries == retries, task.name
+        if retries:
+            assert task.retry_condition_fn is infrastructure_error, task.name

@@ -131,3 +131,18 @@ def test_time_budget_ends_with_both_stages_exported(ray_for_training, photo_fold
     assert [line["step"] for line in log if "val_psnr" in line][-1] == metrics["step"]
     shipped = (run / "model.safetensors").read_bytes()
     assert shipped == (run / f"stage{metrics['shipped_stage']}.safetensors").read_bytes()
+
+
+def test_ranks_shard_the_photos_disjointly_and_completely(ray_for_training, photo_folders):
+    # Each worker keeps the rows whose index % world_size == rank: together the workers see every photo
+    # once, whatever order Ray delivered the batches in.
+    from pipeline.storage import Storage
+    from pipeline.train_data import clean_dataset, worker_photos
+
+    ds = clean_dataset(str(photo_folders / "train"), Storage()).materialize()
+    shards = [worker_photos(ds, rank, 3) for rank in range(3)]
+    sizes = [len(shard) for shard in shards]
+    assert sizes == [2, 1, 1]  # 4 photos over 3 workers, in manifest order
+    seen = [bytes(photo[:4, :4].tobytes()) for shard in shards for photo in shard]
+    assert len(set(seen)) == len(PHOTOS)  # every photo once
+    assert all(photo.dtype == np.uint8 and photo.shape[2] == 3 for shard in shards for photo in shard)
