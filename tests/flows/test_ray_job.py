@@ -132,3 +132,44 @@ def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     assert sorted((r.name.split("-")[0], r.run_count) for r in runs) == [("plan", 1), ("restore", 2)]
+
+
+def test_an_unfinished_job_for_the_same_output_is_watched_not_resubmitted(
+    s3_server, job_server, photo, tiny_checkpoint
+):
+    # The flow run before this one crashed while its Ray Job ran on: a new run attaches to that job instead
+    # of starting a second writer on the same prefix.
+    import shlex
+
+    from ray.job_submission import JobSubmissionClient
+
+    from flows.ray_job import submit_restore
+    from pipeline.storage import StorageOptions
+
+    storage = s3_server.storage()
+    bucket = s3_server.create_bucket()
+    uris = []
+    for i in range(2):
+        buf = io.BytesIO()
+        photo.resize((40, 32)).rotate(i * 45).save(buf, "PNG")
+        uris.append(f"s3://{bucket}/scans/{i}.png")
+        storage.write_bytes(uris[-1], buf.getvalue())
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"uri": uris}), sink)
+    storage.write_bytes(f"s3://{bucket}/manifest.parquet", sink.getvalue().to_pybytes())
+    storage.write_bytes(f"s3://{bucket}/tiny.safetensors", tiny_checkpoint.read_bytes())
+    job = RestoreJob(
+        manifest=f"s3://{bucket}/manifest.parquet", output=f"s3://{bucket}/restored",
+        model=f"s3://{bucket}/tiny.safetensors", storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+    )  # fmt: skip
+    client = JobSubmissionClient(job_server)
+    earlier = client.submit_job(
+        entrypoint="sleep 3 && " + shlex.join(restore_command(job)),  # still running when we look
+        metadata={"patina": "restore", "output": job.output},
+    )
+
+    summary = submit_restore(job, job_server, poll_s=0.5)
+
+    assert summary.ok == 2
+    mine = [j for j in client.list_jobs() if (j.metadata or {}).get("output") == job.output]
+    assert [j.submission_id for j in mine] == [earlier]  # watched, never resubmitted
