@@ -146,3 +146,28 @@ def test_ranks_shard_the_photos_disjointly_and_completely(ray_for_training, phot
     seen = [bytes(photo[:4, :4].tobytes()) for shard in shards for photo in shard]
     assert len(set(seen)) == len(PHOTOS)  # every photo once
     assert all(photo.dtype == np.uint8 and photo.shape[2] == 3 for shard in shards for photo in shard)
+
+
+def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_for_training, photo_folders, tmp_path):
+    # The command as a user types it (typer's runner, in this process's Ray): a run, the same output again
+    # without --resume (one line, nothing touched), then --resume with a larger budget goes on from step 2.
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    run = tmp_path / "cli-run"
+    args = ["train", "--data", str(photo_folders / "train"), "--val", str(photo_folders / "val")]
+    args += ["--output", str(run), "--preset", "tiny", "--batch-size", "2", "--crop", "32"]
+    args += ["--checkpoint-every", "2", "--val-limit", "1"]
+    runner = CliRunner()
+
+    first = runner.invoke(app, [*args, "--steps", "2"])
+    assert first.exit_code == 0, first.output
+    model = (run / "model.safetensors").read_bytes()
+    again = runner.invoke(app, [*args, "--steps", "2"])
+    assert again.exit_code != 0 and "already holds a run; pass --resume" in again.output
+    assert (run / "model.safetensors").read_bytes() == model
+    resumed = runner.invoke(app, [*args, "--steps", "4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in log if "val_psnr" in line] == [2, 4]  # continued, not restarted
