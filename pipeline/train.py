@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,12 +32,19 @@ import torch.distributed as dist
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from model.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint, save_generator
+from model.checkpoints import (
+    CheckpointError,
+    CheckpointMeta,
+    decode_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_generator,
+)
 from model.restoration.config import RestorationConfig
 from model.restoration.gan import RestorationGAN, default_autocast, stage_of
 from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.formats import IMAGE_EXTENSIONS
-from pipeline.storage import Storage, StorageOptions, parse_uri
+from pipeline.storage import Storage, StorageError, StorageOptions, parse_uri
 from pipeline.train_data import PairPool, clean_dataset, worker_photos
 
 TRAIN_FILE = "train.safetensors"
@@ -287,18 +295,44 @@ def _val_pairs(job: TrainJob, storage: Storage):
 
 
 def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> _RunState:
-    """Load the latest Ray Train checkpoint if there is one (worker restart or --resume)."""
+    """Load the latest checkpoint if there is one (worker restart or --resume): the one Ray Train hands
+    over, else the newest whole ``step-*`` checkpoint of this run. Ray Train 2.60 hands none to a worker
+    group it restarts after a worker died (measured: a killed worker retrained from step 1), and every
+    step-* under the run's output belongs to this run (a new run refuses an output that holds one)."""
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        return _RunState()
-    with checkpoint.as_directory() as folder:
-        tensors, meta = load_checkpoint(os.path.join(folder, TRAIN_FILE))
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            tensors, meta = load_checkpoint(os.path.join(folder, TRAIN_FILE))
+    else:
+        found = _latest_run_checkpoint(storage, job.output)
+        if found is None:
+            return _RunState()
+        tensors, meta = found
     gan.load_state_tensors({k: v.to(gan.device) for k, v in tensors.items()}, meta.extra)
     extra = meta.extra
     return _RunState(
         float(extra["best_val_psnr"]), list(extra.get("log", [])), float(extra.get("elapsed_s", 0.0)),
         dict(extra.get("stages", {})),
     )  # fmt: skip
+
+
+def _latest_run_checkpoint(storage: Storage, output: str) -> tuple[dict[str, torch.Tensor], Any] | None:
+    """The newest step-*/TRAIN_FILE under ``output`` that decodes whole (a worker killed while writing one
+    leaves it partial: the one before is taken then)."""
+    found = sorted(
+        (
+            info.uri
+            for info in storage.list(output)
+            if re.search(r"/step-\d+/" + re.escape(TRAIN_FILE) + "$", info.uri)
+        ),
+        reverse=True,
+    )
+    for uri in found:
+        try:
+            return decode_checkpoint(storage.read_bytes(uri), uri)
+        except (CheckpointError, StorageError):
+            continue
+    return None
 
 
 @torch.no_grad()

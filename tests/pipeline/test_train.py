@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,40 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_for_traini
     assert resumed.exit_code == 0, resumed.output
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in log if "val_psnr" in line] == [2, 4]  # continued, not restarted
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_training_worker_restarts_from_the_last_checkpoint(
+    ray_for_training, photo_folders, tmp_path
+):
+    # SIGKILL the Ray Train worker once a checkpoint exists: Ray Train starts a new worker, which resumes
+    # from the latest checkpoint (the log it carries keeps the first attempt's lines bit for bit; a restart
+    # from scratch would re-time them) and the run ends at its full step count.
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    run = tmp_path / "killed"
+    job = _job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=120)
+    train = dataclasses.replace(job.config.train, checkpoint_every=20, crop=64, batch_size=4)
+    job = dataclasses.replace(job, config=job.config.replace(train=train), workers=1, max_failures=2)
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(metrics=train_gan(job)), daemon=True)
+    thread.start()
+    # Once step 40's checkpoint is on disk, step 20's has been reported to Ray Train for sure.
+    deadline = time.monotonic() + 240
+    while not (run / "step-0000040" / TRAIN_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    early = [line for line in (run / "log.jsonl").read_text().splitlines() if json.loads(line)["step"] <= 20]
+    workers = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout.split()
+    assert workers, "no Ray Train worker process found to kill"
+    for pid in workers:
+        os.kill(int(pid), signal.SIGKILL)
+    thread.join(timeout=420)
+
+    assert outcome.get("metrics", {}).get("step") == 120, outcome
+    after = (run / "log.jsonl").read_text().splitlines()
+    assert after[: len(early)] == early  # resumed from a checkpoint, not retrained from step 1
+    steps = [json.loads(line)["step"] for line in after]
+    assert steps == sorted(steps) and steps[-1] == 120
