@@ -78,6 +78,9 @@ def test_patina_serve_runs_a_triggered_deployment(tmp_path):
     try:
         with get_client(sync_client=True) as client:
             deployment = _wait(lambda: client.read_deployment_by_name("build-manifest/hourly-listing"))
+            # At most one run of a deployment at a time, as the server itself enforces it.
+            limit = deployment.global_concurrency_limit
+            assert deployment.concurrency_limit == 1 or (limit is not None and limit.limit == 1), deployment
             run = client.create_flow_run_from_deployment(deployment.id)
             final = _wait(lambda: _finished(client.read_flow_run(run.id)), timeout=120)
         assert final.state.is_completed(), final.state
