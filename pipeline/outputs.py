@@ -84,7 +84,8 @@ def identity(uri: str) -> str:
 
 def check_output_prefix(uris: pa.Array, output: str) -> None:
     """Refuse, before any work starts, an output prefix that could write an original: the filesystem root,
-    or a prefix equal to or inside a folder (S3: bucket and key prefix) that holds an input. Compared by
+    a prefix equal to or inside a folder (S3: bucket and key prefix) that holds an input, or one that
+    contains such a folder. Compared by
     identity, per input folder, so archives may span folders and buckets and no alias slips through."""
     target = identity(output).rstrip("/")
     if not target:
@@ -101,6 +102,13 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
                 f"output {output} is inside the input folder {folders[ancestor]}; "
                 "choose a prefix outside it so originals stay untouched"
             )
+    # Above the inputs is refused too: outputs would be mixed into the archive's own tree, and a run's
+    # clean-up of its temp files would walk the archive.
+    below = next((folder for key, folder in folders.items() if key.startswith(target + "/")), None)
+    if below is not None:
+        raise ValueError(
+            f"output {output} contains the input folder {below}; choose a prefix beside the inputs, not above"
+        )
 
 
 def plan_collisions(ids: pa.Array, uris: pa.Array, output: str, output_format: str) -> dict[str, str]:

@@ -63,7 +63,8 @@ class Restorer:
         try:
             generator, _, self.model_id = load_generator(checkpoint, storage or Storage(), self.device)
         except (CheckpointError, StorageError) as exc:
-            if not expected_id:
+            # An outage is not the model's fault: raising lets Ray start the actor again, which retries.
+            if not expected_id or getattr(exc, "transient", False):
                 raise
             self.refusal, self.model_id, self.generator = f"model {exc}", expected_id, None
             return

@@ -80,6 +80,10 @@ class StorageOptions:
     max_attempts: int = 8
     outage_patience_s: float = 300.0
 
+    def __post_init__(self) -> None:
+        if not (0 <= self.outage_patience_s < float("inf")):  # NaN fails this too
+            raise ValueError(f"outage patience must be 0 or more seconds, got {self.outage_patience_s}")
+
 
 def parse_uri(uri: str) -> ParsedUri:
     """Split a URI; raises StorageError for other schemes (http://, gs://) and s3:// without a bucket."""
@@ -205,6 +209,8 @@ class Storage:
         """Copy the objects directly under ``prefix_uri`` (S3 or local) into ``folder``; returns how many."""
         count = 0
         for obj in self.list(prefix_uri, extensions):
+            if parse_uri(obj.uri).scheme == "file" and not os.path.exists(parse_uri(obj.uri).key):
+                continue  # a link to a file that is gone: listed for manifests, nothing to copy here
             name = obj.uri.rstrip("/").rsplit("/", 1)[-1]
             with open(os.path.join(folder, name), "wb") as out:
                 out.write(self.read_bytes(obj.uri))

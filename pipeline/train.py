@@ -44,7 +44,7 @@ from model.restoration.config import RestorationConfig
 from model.restoration.gan import RestorationGAN, default_autocast, stage_of
 from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.formats import IMAGE_EXTENSIONS
-from pipeline.storage import Storage, StorageError, StorageOptions, parse_uri
+from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.train_data import PairPool, clean_dataset, worker_photos
 
 TRAIN_FILE = "train.safetensors"
@@ -317,20 +317,20 @@ def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> _RunState:
 
 
 def _latest_run_checkpoint(storage: Storage, output: str) -> tuple[dict[str, torch.Tensor], Any] | None:
-    """The newest step-*/TRAIN_FILE under ``output`` that decodes whole (a worker killed while writing one
-    leaves it partial: the one before is taken then)."""
-    found = sorted(
-        (
-            info.uri
-            for info in storage.list(output)
-            if re.search(r"/step-\d+/" + re.escape(TRAIN_FILE) + "$", info.uri)
-        ),
-        reverse=True,
-    )
-    for uri in found:
+    """The newest step-NNNNNNN/TRAIN_FILE directly under ``output`` (never a nested run's) that decodes whole:
+    a worker killed while writing one leaves it partial, and the one before is taken then. Storage errors
+    are raised, not skipped: every rank must resume from the same step."""
+    pattern = re.compile(r"^step-(\d+)/" + re.escape(TRAIN_FILE) + "$")
+    root = output.rstrip("/") + "/"
+    found = []
+    for info in storage.list(output):
+        match = pattern.match(info.uri[len(root) :]) if info.uri.startswith(root) else None
+        if match:
+            found.append((int(match.group(1)), info.uri))
+    for _, uri in sorted(found, reverse=True):
         try:
             return decode_checkpoint(storage.read_bytes(uri), uri)
-        except (CheckpointError, StorageError):
+        except CheckpointError:
             continue
     return None
 

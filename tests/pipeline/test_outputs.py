@@ -131,3 +131,12 @@ def test_an_output_that_would_overwrite_an_input_fails(tmp_path):
 def test_bad_uris_are_left_to_fetch(tmp_path):
     manifest = uris("http://example.com/a.jpg", "gs://b/a.jpg", str(tmp_path / "a.jpg"))
     assert plan_collisions(ids(3), manifest, str(tmp_path / "out"), "png") == {}
+
+
+def test_an_output_above_the_inputs_is_refused(tmp_path):
+    # Outputs would land inside the archive's own tree, and a run's clean-up would walk the archive.
+    manifest = uris(str(tmp_path / "archive" / "scans" / "a.jpg"), "s3://bucket/scans/b.jpg")
+    for output in [str(tmp_path / "archive"), str(tmp_path), "s3://bucket", "s3://bucket/"]:
+        with pytest.raises(ValueError, match="contains the input folder"):
+            check_output_prefix(manifest, output)
+    check_output_prefix(manifest, str(tmp_path / "archive-restored"))  # beside: fine

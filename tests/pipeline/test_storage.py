@@ -415,3 +415,19 @@ def test_stale_temp_files_of_killed_writes_are_removed_and_nothing_else(tmp_path
     assert Storage().remove_stale_temp_files(str(tmp_path / "out")) == 1
     assert not stale.exists() and all(path.exists() for path in keep)
     assert Storage().remove_stale_temp_files("s3://bucket/out") == 0
+
+
+def test_download_folder_skips_links_to_missing_files(tmp_path):
+    source, target = tmp_path / "val", tmp_path / "copy"
+    source.mkdir()
+    target.mkdir()
+    (source / "a.png").write_bytes(b"x")
+    (source / "gone.png").symlink_to(source / "deleted.png")
+    assert Storage().download_folder(str(source), str(target)) == 1
+    assert sorted(p.name for p in target.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("patience", [float("nan"), -1.0, float("inf")])
+def test_outage_patience_must_be_a_finite_number_of_seconds(patience):
+    with pytest.raises(ValueError, match="outage patience"):
+        StorageOptions(outage_patience_s=patience)

@@ -209,3 +209,28 @@ def test_a_killed_training_worker_restarts_from_the_last_checkpoint(
     assert after[: len(early)] == early  # resumed from a checkpoint, not retrained from step 1
     steps = [json.loads(line)["step"] for line in after]
     assert steps == sorted(steps) and steps[-1] == 120
+
+
+def test_the_resume_fallback_takes_this_runs_newest_whole_checkpoint(tmp_path):
+    # Only step-* directly under the run (never a nested run's), newest first by step number, and a partial
+    # file (a worker killed while writing it) is passed over for the one before.
+    import torch
+
+    from model.checkpoints import CheckpointMeta, save_checkpoint
+    from pipeline.storage import Storage
+    from pipeline.train import _latest_run_checkpoint
+
+    def write(path: Path, step: int) -> None:
+        meta = CheckpointMeta(config=tiny(), kind="training", step=step, extra={})
+        save_checkpoint(path, {"w": torch.zeros(2)}, meta)
+
+    run = tmp_path / "run"
+    write(run / "step-0000002" / TRAIN_FILE, 2)
+    write(run / "step-0000008" / TRAIN_FILE, 8)
+    (run / "step-0000010").mkdir()
+    (run / "step-0000010" / TRAIN_FILE).write_bytes((run / "step-0000008" / TRAIN_FILE).read_bytes()[:50])
+    write(run / "older-experiment" / "step-0000099" / TRAIN_FILE, 99)
+
+    _, meta = _latest_run_checkpoint(Storage(), str(run))
+    assert meta.step == 8
+    assert _latest_run_checkpoint(Storage(), str(tmp_path / "empty")) is None
