@@ -134,7 +134,7 @@ def test_kills_at_seeded_random_moments_lose_nothing(tmp_path, photo, tiny_check
             command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
         )
         try:
-            run.wait(timeout=rng.uniform(2, 14) if kills < 6 else 240)
+            run.wait(timeout=rng.uniform(2, 12) if kills < 4 else 240)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
@@ -199,7 +199,7 @@ def test_kills_with_s3_output_lose_nothing(tmp_path, photo, tiny_checkpoint, s3_
             command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
         )
         try:
-            run.wait(timeout=rng.uniform(4, 12) if kills < 3 else 240)
+            run.wait(timeout=rng.uniform(4, 12) if kills < 2 else 240)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
