@@ -2,8 +2,8 @@
 
 Both restore the same images with the same model on the same machine. The naive loop does read -> decode ->
 model -> encode -> write one image at a time in this process; the pipeline is `restore_archive` (local Ray,
-local folders), Ray start-up included. It also prints the generator-only forward rate on full tiles (the
-ceiling) and the fraction of it the pipeline reaches.
+local folders). Ray's start-up is timed and printed on its own, not hidden in either figure. It also prints
+the generator-only forward rate on full tiles (the ceiling) and the fraction of it the pipeline reaches.
 
     python benchmarks/restore.py --images 200 --megapixels 1.0 [--model CKPT | --preset small]
 """
@@ -52,7 +52,20 @@ def naive(images: list[Path], out: Path, checkpoint: str, cfg: PipelineConfig) -
     return time.perf_counter() - started
 
 
+def start_ray() -> float:
+    """Start local Ray as `patina restore` does, and return the seconds it took: reported beside the
+    pipeline's time, not hidden in it (a long job pays it once)."""
+    import logging
+
+    import ray
+
+    started = time.perf_counter()
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return time.perf_counter() - started
+
+
 def pipeline(manifest: Path, out: Path, checkpoint: str, cfg: PipelineConfig) -> float:
+    """Seconds for `restore_archive` on the Ray started by start_ray (planning, actor start-up, every row)."""
     started = time.perf_counter()
     summary = restore_archive(
         RestoreJob(manifest=str(manifest), output=str(out), model=checkpoint, pipeline=cfg)
@@ -108,10 +121,13 @@ def main() -> None:
         print(f"{args.images} images of {args.megapixels} MP, model {Path(checkpoint).name}, device {device}")
 
         t_naive = naive(images, root / "naive", checkpoint, cfg)
+        t_ray = start_ray()
         t_pipe = pipeline(root / "manifest.parquet", root / "pipeline", checkpoint, cfg)
         print(f"naive sequential loop: {args.images / t_naive:8.3f} images/s ({t_naive:.1f} s)")
-        print(f"Ray Data pipeline:     {args.images / t_pipe:8.3f} images/s ({t_pipe:.1f} s, with Ray start)")
-        print(f"ratio pipeline / naive: {t_naive / t_pipe:.2f}x")
+        print(f"Ray Data pipeline:     {args.images / t_pipe:8.3f} images/s ({t_pipe:.1f} s, Ray already up)")
+        print(f"Ray start:             {t_ray:.1f} s (paid once per job, not in the pipeline time)")
+        with_start = t_naive / (t_pipe + t_ray)
+        print(f"ratio pipeline / naive: {t_naive / t_pipe:.2f}x (with Ray start: {with_start:.2f}x)")
         ceiling = forward_ceiling(checkpoint, cfg, args.ceiling_seconds)
         reached = args.images * args.megapixels / t_pipe
         print(f"generator forward only: {ceiling:.2f} MP/s; pipeline reaches {reached / ceiling:.1%} of it")

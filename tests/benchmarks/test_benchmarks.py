@@ -24,6 +24,7 @@ def test_restore_benchmark_runs_and_reports_every_figure():
     for line in (
         "naive sequential loop:",
         "Ray Data pipeline:",
+        "Ray start:",
         "ratio pipeline / naive:",
         "generator forward only:",
     ):
