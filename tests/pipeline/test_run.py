@@ -263,7 +263,7 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
         degraded.save(folder / name)
     manifest = tmp_path / "manifest.parquet"
     pq.write_table(pa.table({"uri": [str(folder / name) for name in sizes]}), manifest)
-    cfg = PipelineConfig(tile=128, overlap=16, output_format="png")
+    cfg = PipelineConfig(tile=128, overlap=16, tiles_per_batch=2, output_format="png")
     job = RestoreJob(
         manifest=str(manifest), output=str(tmp_path / "out"), model=str(DEFAULT_CHECKPOINT), pipeline=cfg
     )
@@ -275,7 +275,9 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
     for name in sizes:
         degraded = np.asarray(Image.open(folder / name).convert("RGB"))
         image = torch.from_numpy(degraded.astype(np.float32) / 255).permute(2, 0, 1)
-        expected, _ = restore_tiled(lambda x: restore_tensor(generator, x), image, cfg.tile, cfg.overlap, 4)
+        expected, _ = restore_tiled(
+            lambda x: restore_tensor(generator, x), image, cfg.tile, cfg.overlap, cfg.tiles_per_batch
+        )
         expected = (expected.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.int16)
         written = np.asarray(Image.open(outputs[name]), np.int16)
         assert np.abs(written - expected).max() <= 1, name
