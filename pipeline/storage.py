@@ -209,7 +209,8 @@ class Storage:
         """Copy the objects directly under ``prefix_uri`` (S3 or local) into ``folder``; returns how many."""
         count = 0
         for obj in self.list(prefix_uri, extensions):
-            if parse_uri(obj.uri).scheme == "file" and not os.path.exists(parse_uri(obj.uri).key):
+            source = parse_uri(obj.uri)
+            if source.scheme == "file" and not os.path.exists(source.key):
                 continue  # a link to a file that is gone: listed for manifests, nothing to copy here
             name = obj.uri.rstrip("/").rsplit("/", 1)[-1]
             with open(os.path.join(folder, name), "wb") as out:

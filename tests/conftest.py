@@ -4,6 +4,7 @@ like AWS) and a tiny generator checkpoint."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import threading
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import boto3
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import ray
 import skimage.data
 import torch
 from moto.server import ThreadedMotoServer
@@ -51,6 +55,14 @@ FAKE_AWS_ENV = {
 
 
 @dataclass(frozen=True)
+class S3Archive:
+    bucket: str
+    manifest: str  # s3:// URI of a manifest of ``uris``
+    model: str  # s3:// URI of the model
+    uris: list[str]
+
+
+@dataclass(frozen=True)
 class S3Server:
     endpoint_url: str
 
@@ -70,6 +82,34 @@ class S3Server:
         name = name or f"test-{uuid.uuid4().hex[:16]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    def scan_archive(
+        self,
+        photo: Image.Image,
+        count: int,
+        model: Path,
+        size: tuple[int, int] = (40, 32),
+        missing: bool = False,
+    ) -> S3Archive:
+        """A new bucket with what a run on S3 reads: ``count`` small PNG scans under scans/, the model under
+        models/ and a manifest of the scans (plus a key that does not exist, if ``missing``). Written with a
+        plain client, straight to the server."""
+        bucket = self.create_bucket()
+        uris = []
+        for i in range(count):
+            buffer = io.BytesIO()
+            photo.resize(size).rotate(i * 20).save(buffer, "PNG")
+            self.client().put_object(Bucket=bucket, Key=f"scans/{i:02d}.png", Body=buffer.getvalue())
+            uris.append(f"s3://{bucket}/scans/{i:02d}.png")
+        if missing:
+            uris.append(f"s3://{bucket}/scans/missing.png")
+        self.client().put_object(Bucket=bucket, Key="models/tiny.safetensors", Body=model.read_bytes())
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"uri": uris}), sink)
+        self.client().put_object(Bucket=bucket, Key="manifest.parquet", Body=sink.getvalue().to_pybytes())
+        return S3Archive(
+            bucket, f"s3://{bucket}/manifest.parquet", f"s3://{bucket}/models/tiny.safetensors", uris
+        )
 
     def put_many(self, bucket: str, keys: list[str], body: bytes = b"x") -> None:
         """Create many objects straight in moto's in-process backend: an HTTP PUT to moto costs ~10 ms, and
@@ -175,6 +215,15 @@ def tcp_proxy() -> Iterator[Callable[[int], OutageProxy]]:
 def outage_proxy(s3_server: S3Server, tcp_proxy) -> OutageProxy:
     """The session's S3 server behind a proxy the test can take down (outage(True)) and bring back."""
     return tcp_proxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
+
+
+@pytest.fixture(scope="module")
+def ray_local(s3_server):
+    """A local Ray (2 CPUs) for one test module, never a cluster running on this machine. After s3_server:
+    Ray's workers inherit the fake AWS credentials from this process's environment."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-import ray
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.testing.utilities import prefect_test_harness
@@ -16,15 +15,6 @@ from prefect.testing.utilities import prefect_test_harness
 def prefect_server():
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-@pytest.fixture(scope="module")
-def ray_local(s3_server):
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
-    )  # after s3_server: workers get its env
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture

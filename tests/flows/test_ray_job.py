@@ -3,13 +3,10 @@ and watched from the flow; artifacts and results as for an in-process run."""
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import sys
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from ray.cluster_utils import Cluster
 
@@ -50,21 +47,9 @@ def job_server(s3_server):
 
 
 def test_restore_as_a_ray_job(s3_server, job_server, photo, tiny_checkpoint, artifacts):
-    storage = s3_server.storage()
-    bucket = s3_server.create_bucket()
-    uris = []
-    for i in range(4):
-        buf = io.BytesIO()
-        photo.resize((40, 32)).rotate(i * 20).save(buf, "PNG")
-        uris.append(f"s3://{bucket}/scans/{i}.png")
-        storage.write_bytes(uris[-1], buf.getvalue())
-    uris.append(f"s3://{bucket}/scans/missing.png")
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({"uri": uris}), sink)
-    manifest = f"s3://{bucket}/manifest.parquet"
-    storage.write_bytes(manifest, sink.getvalue().to_pybytes())
-    model = f"s3://{bucket}/models/tiny.safetensors"  # the cluster reads the model from S3, like the scans
-    storage.write_bytes(model, tiny_checkpoint.read_bytes())
+    # The cluster reads the model from S3, like the scans.
+    archive = s3_server.scan_archive(photo, 4, tiny_checkpoint, missing=True)
+    bucket, manifest, model = archive.bucket, archive.manifest, archive.model
 
     state = restore_archive_flow(
         manifest, f"s3://{bucket}/restored", model=model, endpoint_url=s3_server.endpoint_url,
@@ -106,23 +91,12 @@ def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
     import flows.restore
 
     monkeypatch.setattr(flows.restore, "restore", flows.restore.restore.with_options(retry_delay_seconds=0))
-    storage = s3_server.storage()
-    bucket = s3_server.create_bucket()
-    uris = []
-    for i in range(3):
-        buf = io.BytesIO()
-        photo.resize((40, 32)).rotate(i * 30).save(buf, "PNG")
-        uris.append(f"s3://{bucket}/scans/{i}.png")
-        storage.write_bytes(uris[-1], buf.getvalue())
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({"uri": uris}), sink)
-    storage.write_bytes(f"s3://{bucket}/manifest.parquet", sink.getvalue().to_pybytes())
-    storage.write_bytes(f"s3://{bucket}/models/tiny.safetensors", tiny_checkpoint.read_bytes())
+    archive = s3_server.scan_archive(photo, 3, tiny_checkpoint)
     proxy = tcp_proxy(int(job_server.rsplit(":", 1)[1]))
     proxy.refuse_next = 1
 
     state = restore_archive_flow(
-        f"s3://{bucket}/manifest.parquet", f"s3://{bucket}/restored", model=f"s3://{bucket}/models/tiny.safetensors",
+        archive.manifest, f"s3://{archive.bucket}/restored", model=archive.model,
         endpoint_url=s3_server.endpoint_url, ray_job_server=proxy.endpoint_url, return_state=True,
     )  # fmt: skip
 
@@ -146,21 +120,10 @@ def test_an_unfinished_job_for_the_same_output_is_watched_not_resubmitted(
     from flows.ray_job import submit_restore
     from pipeline.storage import StorageOptions
 
-    storage = s3_server.storage()
-    bucket = s3_server.create_bucket()
-    uris = []
-    for i in range(2):
-        buf = io.BytesIO()
-        photo.resize((40, 32)).rotate(i * 45).save(buf, "PNG")
-        uris.append(f"s3://{bucket}/scans/{i}.png")
-        storage.write_bytes(uris[-1], buf.getvalue())
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({"uri": uris}), sink)
-    storage.write_bytes(f"s3://{bucket}/manifest.parquet", sink.getvalue().to_pybytes())
-    storage.write_bytes(f"s3://{bucket}/tiny.safetensors", tiny_checkpoint.read_bytes())
+    archive = s3_server.scan_archive(photo, 2, tiny_checkpoint)
     job = RestoreJob(
-        manifest=f"s3://{bucket}/manifest.parquet", output=f"s3://{bucket}/restored",
-        model=f"s3://{bucket}/tiny.safetensors", storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+        manifest=archive.manifest, output=f"s3://{archive.bucket}/restored", model=archive.model,
+        storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
     )  # fmt: skip
     client = JobSubmissionClient(job_server)
     earlier = client.submit_job(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 from skimage import data
+from stage_batches import restore
 
 from pipeline.stages import decode, encode_and_write, fetch
 from pipeline.storage import Storage
@@ -190,9 +191,7 @@ def test_every_kind_gets_its_status_and_reason_in_one_batch(tmp_path):
     }
     storage = Storage()
     decoded = decode(fetch(batch, storage), MAX_PIXELS)
-    restored = {**decoded, "restored": decoded["pixels"].copy()}
-    restored |= {"defect_coverage": np.zeros(len(uris), np.float32), "restore_ms": np.zeros(len(uris))}
-    result = encode_and_write(restored, str(tmp_path / "out"), "same", storage, "corpus-model")
+    result = encode_and_write(restore(decoded), str(tmp_path / "out"), "same", storage, "corpus-model")
 
     got = {
         kind: (status, error)

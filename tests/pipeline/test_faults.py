@@ -7,8 +7,6 @@ import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
-import ray
 from PIL import Image
 
 from pipeline.config import PipelineConfig
@@ -17,30 +15,6 @@ from pipeline.run import Progress, RestoreJob, restore_archive
 from pipeline.storage import StorageOptions
 
 ROWS = 12
-
-
-@pytest.fixture(scope="module")
-def ray_faults(s3_server):
-    # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def _s3_archive(s3_server, photo, tiny_checkpoint) -> tuple[str, str, str]:
-    """(bucket, manifest uri, model uri): ROWS small PNG scans, uploaded behind the proxy's back."""
-    bucket = s3_server.create_bucket()
-    client = s3_server.client()
-    for i in range(ROWS):
-        buffer = io.BytesIO()
-        photo.resize((48, 36)).rotate(i * 7).save(buffer, "PNG")
-        client.put_object(Bucket=bucket, Key=f"scans/{i:02d}.png", Body=buffer.getvalue())
-    client.put_object(Bucket=bucket, Key="models/tiny.safetensors", Body=tiny_checkpoint.read_bytes())
-    table = pa.table({"uri": [f"s3://{bucket}/scans/{i:02d}.png" for i in range(ROWS)]})
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    client.put_object(Bucket=bucket, Key="manifest.parquet", Body=sink.getvalue().to_pybytes())
-    return bucket, f"s3://{bucket}/manifest.parquet", f"s3://{bucket}/models/tiny.safetensors"
 
 
 def _outage_after_first_batch(proxy, seconds: float):
@@ -67,9 +41,9 @@ def _job(manifest: str, output: str, model: str, endpoint: str, patience: float)
     )
 
 
-def test_a_short_s3_outage_mid_run_is_waited_out(s3_server, outage_proxy, ray_faults, photo, tiny_checkpoint):
-    bucket, manifest, model = _s3_archive(s3_server, photo, tiny_checkpoint)
-    output = f"s3://{bucket}/restored"
+def test_a_short_s3_outage_mid_run_is_waited_out(s3_server, outage_proxy, ray_local, photo, tiny_checkpoint):
+    archive = s3_server.scan_archive(photo, ROWS, tiny_checkpoint, size=(48, 36))  # behind the proxy's back
+    manifest, model, output = archive.manifest, archive.model, f"s3://{archive.bucket}/restored"
     hook, started = _outage_after_first_batch(outage_proxy, seconds=4)
 
     summary = restore_archive(_job(manifest, output, model, outage_proxy.endpoint_url, patience=60), hook)
@@ -88,13 +62,13 @@ def test_a_short_s3_outage_mid_run_is_waited_out(s3_server, outage_proxy, ray_fa
 
 
 def test_a_long_s3_outage_fails_rows_that_a_rerun_finishes(
-    s3_server, outage_proxy, ray_faults, photo, tiny_checkpoint, tmp_path
+    s3_server, outage_proxy, ray_local, photo, tiny_checkpoint, tmp_path
 ):
     # The images are on S3 and S3 is down for longer than the patience: every row fails with the reason
     # (instead of hanging or aborting the job), and the re-run after the outage restores each row once.
-    bucket, _, _ = _s3_archive(s3_server, photo, tiny_checkpoint)
+    archive = s3_server.scan_archive(photo, ROWS, tiny_checkpoint, size=(48, 36))
     manifest = tmp_path / "manifest.parquet"
-    pq.write_table(pa.table({"uri": [f"s3://{bucket}/scans/{i:02d}.png" for i in range(ROWS)]}), manifest)
+    pq.write_table(pa.table({"uri": archive.uris}), manifest)
     output = str(tmp_path / "restored")
     job = _job(str(manifest), output, str(tiny_checkpoint), outage_proxy.endpoint_url, patience=1)
     outage_proxy.outage()

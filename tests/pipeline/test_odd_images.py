@@ -16,6 +16,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
+from stage_batches import manifest, restore
 
 from pipeline.stages import decode, encode_and_write, fetch, image_at
 from pipeline.storage import Storage
@@ -27,28 +28,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def column(values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = value
-    return out
-
-
-def manifest(uris: list[str]) -> dict[str, np.ndarray]:
-    return {"id": column([f"id-{i}" for i in range(len(uris))]), "uri": column(uris)}
-
-
-def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Stand-in for the model actor: each 'restored' image is an exact copy of its pixels."""
-    n = len(batch["id"])
-    return {
-        **batch,
-        "restored": batch["pixels"].copy(),
-        "defect_coverage": np.full(n, 0.25, np.float32),
-        "restore_ms": np.full(n, 2.0),
-    }
 
 
 def run(src: str, out: Path, output_format: str = "same"):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -128,21 +129,7 @@ def test_kills_at_seeded_random_moments_lose_nothing(tmp_path, photo, tiny_check
     ]
     all_ids = {str(archive / f"print{i:03d}.png") for i in range(ROWS)}
 
-    kills = 0
-    while True:
-        run = subprocess.Popen(
-            command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
-        )
-        try:
-            run.wait(timeout=rng.uniform(2, 12) if kills < 4 else 240)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-            kills += 1
-            _check_after_kill(output, all_ids)
-            continue
-        assert run.returncode == 0
-        break
+    kills = _kill_at_seeded_moments(command, rng, 4, (2, 12), lambda: _check_after_kill(output, all_ids))
 
     assert kills >= 3  # the seed gives kills at several moments, not one
     parts = sorted((output / RESULTS_DIR).glob("part-*.parquet"))
@@ -159,6 +146,29 @@ def test_kills_at_seeded_random_moments_lose_nothing(tmp_path, photo, tiny_check
     assert sorted(map(str, outputs)) == sorted(
         [*results["output_uri"].to_pylist(), str(output / "results.parquet")]
     )
+
+
+def _kill_at_seeded_moments(
+    command: list[str], rng, kills: int, window: tuple[float, float], check: Callable[[], None]
+) -> int:
+    """Run ``command`` until a run completes: the first ``kills`` runs are SIGKILLed (the whole process
+    group) after a seeded number of seconds drawn from ``window``, each followed by ``check`` of the state
+    left behind. Returns how many runs were killed (a run may finish before its moment comes)."""
+    killed = 0
+    while True:
+        run = subprocess.Popen(
+            command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
+        )
+        try:
+            run.wait(timeout=rng.uniform(*window) if killed < kills else 240)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+            killed += 1
+            check()
+            continue
+        assert run.returncode == 0
+        return killed
 
 
 def _check_after_kill(output: Path, all_ids: set[str]) -> None:
@@ -193,26 +203,15 @@ def test_kills_with_s3_output_lose_nothing(tmp_path, photo, tiny_checkpoint, s3_
     command += ["--batch-size", "2", "--flush-rows", "2", "--tile", "48", "--overlap", "8"]
     command += ["--endpoint-url", s3_server.endpoint_url]
 
-    kills = 0
-    while True:
-        run = subprocess.Popen(
-            command, start_new_session=True, env=_ray_free_env(), stdout=subprocess.DEVNULL
-        )
-        try:
-            run.wait(timeout=rng.uniform(4, 12) if kills < 2 else 240)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-            kills += 1
-            for obj in storage.list(output):
-                data = storage.read_bytes(obj.uri)
-                if obj.uri.endswith(".parquet"):
-                    pq.read_table(io.BytesIO(data))  # whole
-                else:
-                    Image.open(io.BytesIO(data)).load()  # whole
-            continue
-        assert run.returncode == 0
-        break
+    def check_objects() -> None:
+        for obj in storage.list(output):
+            data = storage.read_bytes(obj.uri)
+            if obj.uri.endswith(".parquet"):
+                pq.read_table(io.BytesIO(data))  # whole
+            else:
+                Image.open(io.BytesIO(data)).load()  # whole
+
+    _kill_at_seeded_moments(command, rng, 2, (4, 12), check_objects)
 
     parts = [o.uri for o in storage.list(f"{output}/{RESULTS_DIR}")]
     ok = []

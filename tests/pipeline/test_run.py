@@ -23,14 +23,6 @@ from pipeline.storage import StorageOptions
 MAX_PIXELS = 100_000
 
 
-@pytest.fixture(scope="module")
-def ray_local(s3_server):
-    # After s3_server: Ray's workers inherit the fake AWS credentials from this process's environment.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _jpeg_with_metadata(image: Image.Image) -> bytes:
     exif = Image.Exif()
     exif[0x010F] = "patina test camera"  # Make

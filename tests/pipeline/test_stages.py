@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 from skimage import data
+from stage_batches import column, manifest, restore
 
 from pipeline.manifest import RESULT_SCHEMA, read_results, write_result_part
 from pipeline.outputs import output_uri
@@ -45,28 +46,6 @@ def exif_with(orientation: int | None = None) -> bytes:
     if orientation is not None:
         exif[0x0112] = orientation
     return exif.tobytes()
-
-
-def column(values: list) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = value
-    return out
-
-
-def manifest(uris: list[str]) -> dict[str, np.ndarray]:
-    return {"id": column([f"id-{i}" for i in range(len(uris))]), "uri": column(uris)}
-
-
-def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Stand-in for the model actor: each 'restored' image is an exact copy of its pixels."""
-    n = len(batch["id"])
-    return {
-        **batch,
-        "restored": batch["pixels"].copy(),
-        "defect_coverage": np.full(n, 0.25, np.float32),
-        "restore_ms": np.full(n, 2.0),
-    }
 
 
 def run(uris: list[str], storage: Storage, prefix: str, output_format: str = "same", max_pixels: int = 10**6):

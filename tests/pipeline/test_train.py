@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import skimage.data
 from PIL import Image
 
@@ -22,15 +21,6 @@ from pipeline.storage import StorageOptions
 from pipeline.train import TRAIN_FILE, TrainJob, train_gan
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-
-
-@pytest.fixture(scope="module")
-def ray_for_training(s3_server):
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
-    )  # after s3_server: workers get its env
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +42,7 @@ def _job(data: str, val: Path, output: str, steps: int, **kwargs) -> TrainJob:
     )
 
 
-def test_two_workers_checkpoint_resume_export(ray_for_training, photo_folders, s3_server, tmp_path):
+def test_two_workers_checkpoint_resume_export(ray_local, photo_folders, s3_server, tmp_path):
     run = tmp_path / "run"
     metrics = train_gan(
         _job(
@@ -114,7 +104,7 @@ def test_two_workers_checkpoint_resume_export(ray_for_training, photo_folders, s
     assert restorer.model_id.startswith("tiny-step")
 
 
-def test_time_budget_ends_with_both_stages_exported(ray_for_training, photo_folders, tmp_path):
+def test_time_budget_ends_with_both_stages_exported(ray_local, photo_folders, tmp_path):
     run = tmp_path / "timed"
     job = _job(str(photo_folders / "train"), photo_folders / "val", str(run), steps=10**9)
     train = dataclasses.replace(job.config.train, time_budget_s=6.0, gan_start=0.5, checkpoint_every=10**6)
@@ -134,7 +124,7 @@ def test_time_budget_ends_with_both_stages_exported(ray_for_training, photo_fold
     assert shipped == (run / f"stage{metrics['shipped_stage']}.safetensors").read_bytes()
 
 
-def test_ranks_shard_the_photos_disjointly_and_completely(ray_for_training, photo_folders):
+def test_ranks_shard_the_photos_disjointly_and_completely(ray_local, photo_folders):
     # Each worker keeps the rows whose index % world_size == rank: together the workers see every photo
     # once, whatever order Ray delivered the batches in.
     from pipeline.storage import Storage
@@ -149,7 +139,7 @@ def test_ranks_shard_the_photos_disjointly_and_completely(ray_for_training, phot
     assert all(photo.dtype == np.uint8 and photo.shape[2] == 3 for shard in shards for photo in shard)
 
 
-def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_for_training, photo_folders, tmp_path):
+def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_local, photo_folders, tmp_path):
     # The command as a user types it (typer's runner, in this process's Ray): a run, the same output again
     # without --resume (one line, nothing touched), then --resume with a larger budget goes on from step 2.
     from typer.testing import CliRunner
@@ -175,9 +165,7 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_for_traini
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_training_worker_restarts_from_the_last_checkpoint(
-    ray_for_training, photo_folders, tmp_path
-):
+def test_a_killed_training_worker_restarts_from_the_last_checkpoint(ray_local, photo_folders, tmp_path):
     # SIGKILL the Ray Train worker once a checkpoint exists: Ray Train starts a new worker, which resumes
     # from the latest checkpoint (the log it carries keeps the first attempt's lines bit for bit; a restart
     # from scratch would re-time them) and the run ends at its full step count.
