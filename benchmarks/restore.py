@@ -80,7 +80,7 @@ def forward_ceiling(checkpoint: str, cfg: PipelineConfig, seconds: float = 10.0)
     restorer = Restorer(checkpoint, tile=cfg.tile, overlap=cfg.overlap, tiles_per_batch=cfg.tiles_per_batch)
     tiles = torch.rand(cfg.tiles_per_batch, 3, cfg.tile, cfg.tile, device=restorer.device)
     sync = torch.cuda.synchronize if restorer.device.type == "cuda" else (lambda: None)
-    restorer._restore_batch(tiles)  # warm-up
+    restore_tensor(restorer.generator, tiles, restorer.autocast)  # warm-up
     sync()
     done, started = 0, time.perf_counter()
     while done == 0 or time.perf_counter() - started < seconds:

@@ -13,7 +13,7 @@ import torch
 
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
 from model.degradation.aging import LUMA
-from model.restoration.inference import restore_tensor
+from model.restoration.inference import tile_restorer
 from pipeline.stages import image_at, images_column
 from pipeline.storage import Storage, StorageError
 from pipeline.tiling import restore_tiled
@@ -79,9 +79,6 @@ class Restorer:
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
 
-    def _restore_batch(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return restore_tensor(self.generator, tiles, self.autocast)  # channels_last input is made there
-
     def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;
         defect coverage). Raises CheckpointError if the model was refused (see __init__)."""
@@ -94,7 +91,11 @@ class Restorer:
             torch.from_numpy(colour.astype(np.float32) / scale).permute(2, 0, 1).to(self.device)
         )  # (3,H,W)
         restored, defects = restore_tiled(
-            self._restore_batch, image, self.tile, self.overlap, self.tiles_per_batch
+            tile_restorer(self.generator, image, self.autocast),
+            image,
+            self.tile,
+            self.overlap,
+            self.tiles_per_batch,
         )
         coverage = float((defects > DEFECT_THRESHOLD).float().mean())
         out = restored.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 import torch
+from PIL import Image
 
 from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
@@ -79,6 +80,12 @@ def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
     return [photos[i] for i in sorted(photos)]
 
 
+# Pairs cropped from a thumbnail of the whole photo (a crop then holds most of the picture): the generator's
+# tone head reads whole-image statistics at inference (generator.tone_context), so it must also learn from
+# crops whose statistics are those of a whole photo, not only of a patch of sky or a face.
+WHOLE_PHOTO_FRACTION = 0.3
+
+
 class PairPool:
     """Training batches drawn from a pool of degraded pairs that is refreshed in the background.
 
@@ -107,6 +114,7 @@ class PairPool:
         if size < 1 or refresh < 0:
             raise ValueError(f"pool size must be >= 1 and refresh >= 0, got {size} and {refresh}")
         self.photos, self.crop, self.mixture = photos, crop, mixture
+        self.thumbnails = [_thumbnail(photo, round(crop * 1.25)) for photo in photos]
         self.seed, self.rank, self.size, self.refresh = seed, rank, size, refresh
         self.device = device or torch.device("cpu")
         self.degraded = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
@@ -165,7 +173,9 @@ class PairPool:
         return [self._pair(np.random.default_rng([self.seed, self.rank, g])) for g in ids]
 
     def _pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        photo = self.photos[rng.integers(len(self.photos))]
+        index = rng.integers(len(self.photos))
+        whole = rng.random() < WHOLE_PHOTO_FRACTION
+        photo = self.thumbnails[index] if whole else self.photos[index]
         h, w = photo.shape[:2]
         c = self.crop
         top, left = rng.integers(max(h - c, 0) + 1), rng.integers(max(w - c, 0) + 1)
@@ -175,6 +185,18 @@ class PairPool:
         clean = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float() / 255
         degraded, target, mask = apply_plan(clean, sample_training_plan(rng, c, c, self.mixture))
         return tuple((t * 255).round().to(torch.uint8) for t in (degraded, target, mask))
+
+
+def _thumbnail(photo: np.ndarray, short_side: int) -> np.ndarray:
+    """The photo scaled down (area-averaged) so its short side is ``short_side``; small photos as they are."""
+    h, w = photo.shape[:2]
+    if min(h, w) <= short_side:
+        return photo
+    size = (
+        max(short_side, round(w * short_side / min(h, w))),
+        max(short_side, round(h * short_side / min(h, w))),
+    )
+    return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BOX))
 
 
 def _dihedral(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:

@@ -21,6 +21,7 @@ class GeneratorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 192)
     blocks: tuple[int, ...] = (1, 1, 2)
     bottleneck_blocks: int = 2
+    tone_head: int = 0
 
     def __post_init__(self) -> None:
         if len(self.widths) < 2 or len(self.blocks) != len(self.widths) - 1:
@@ -144,7 +145,7 @@ def tiny() -> RestorationConfig:
     """Seconds on a CPU: for tests, CI and smoke runs."""
     return RestorationConfig(
         preset="tiny",
-        generator=GeneratorConfig(widths=(16, 32), blocks=(1,), bottleneck_blocks=1),
+        generator=GeneratorConfig(widths=(16, 32), blocks=(1,), bottleneck_blocks=1, tone_head=16),
         discriminator=DiscriminatorConfig(base_channels=8, num_layers=2, num_scales=2),
         train=TrainConfig(
             batch_size=2,
@@ -164,6 +165,7 @@ def small() -> RestorationConfig:
     per gradient (measured slightly faster to learn, PERFORMANCE.md)."""
     return RestorationConfig(
         preset="small",
+        generator=GeneratorConfig(tone_head=128),
         train=TrainConfig(
             batch_size=32, crop=128, lr_generator=1e-3, lr_gan_generator=1e-4, pool_size=2048, pool_refresh=8
         ),
@@ -174,7 +176,9 @@ def large() -> RestorationConfig:
     """For GPUs (NAFNet-w32 class compute): ~480 GFLOPs per megapixel."""
     return RestorationConfig(
         preset="large",
-        generator=GeneratorConfig(widths=(64, 128, 256, 384), blocks=(1, 2, 2), bottleneck_blocks=4),
+        generator=GeneratorConfig(
+            widths=(64, 128, 256, 384), blocks=(1, 2, 2), bottleneck_blocks=4, tone_head=128
+        ),
         discriminator=DiscriminatorConfig(base_channels=64),
         train=TrainConfig(batch_size=16, crop=256, pool_size=4096, pool_refresh=4, lr_generator=2e-4),
     )

@@ -1,9 +1,12 @@
 """Compact restoration U-Net that works at half resolution, with a global residual and a defect-mask head.
 
 Code names -> paper symbols:
-  x = pixel_unshuffle(degraded, 2)                 (B, 12, H/2, W/2): the net works on a quarter of the pixels
-  restored = degraded + pixel_shuffle(G_res(x))    global residual (identity is the zero residual)
-  mask_logits = pixel_shuffle(G_mask(x))           per-pixel logit that a pixel was a repaired defect
+  c = tone_context(degraded)                       (B, 50): tone statistics of the WHOLE image
+  M, o, b = T(c)                                   tone head: 3x3 colour matrix, offset, bottleneck bias
+  toned = M @ degraded + o                         per image, the same for every pixel (fading, casts, toning)
+  x = pixel_unshuffle(toned, 2)                    (B, 12, H/2, W/2): the net works on a quarter of the pixels
+  restored = toned + pixel_shuffle(G_res(x; b))    global residual (identity is the zero residual)
+  mask_logits = pixel_shuffle(G_mask(x; b))        per-pixel logit that a pixel was a repaired defect
 
 Why this shape (measured on the 2-core AVX-512 box, see docs/PERFORMANCE.md): plain dense 3x3 convolutions
 are what oneDNN runs fastest, and unshuffling to half resolution loses nothing (the 12 input channels hold
@@ -12,10 +15,21 @@ checkerboards. There is no normalisation at all, over space or channels: the out
 on its receptive field, so a scan restored in tiles equals the scan restored in one pass, and batch size or
 DDP never change the result. Without norms, each residual branch is scaled down at init (EDSR practice) and
 the output convolution is zero: an untrained generator returns its input exactly.
+
+The tone head exists because fading, yellowing, sepia toning and dye loss act on the whole print, and most
+of the error they cause is a per-image colour transform: on the validation photos an oracle per-image affine
+colour fit recovers +4 to +5 dB on the engine's light, medium and heavy sets, far more than a receptive field
+of a few hundred pixels can see. So a small MLP reads quantiles of the whole image (``tone_context``, on a
+thumbnail of at most 256 px) and returns one affine colour transform per image, plus a bias that tells the
+U-Net's bottleneck what kind of print it is looking at. Tiles stay exact: the context is computed once from
+the whole image and handed to every tile (``inference.tile_restorer``). Its last layers start at zero, so the
+transform starts as the identity; the head runs in float32 even under bf16 autocast, because a bf16 colour
+matrix would be off by up to half a percent on a photo that needs no change at all.
 """
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 import torch
@@ -40,6 +54,57 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2, inplace=True))
 
 
+TONE_QUANTILES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995)
+_SPREAD_QUANTILES = (0.1, 0.5, 0.9, 0.99)
+CONTEXT_FEATURES = 3 * len(TONE_QUANTILES) + 9 + len(_SPREAD_QUANTILES)
+CONTEXT_SIDE = 256  # the statistics are read from a thumbnail of at most this side: the same at any scan size
+CONTEXT_POOL = 4
+
+
+def tone_context(degraded: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, CONTEXT_FEATURES) float32: per-channel quantiles, means, spreads and
+    distance from grey, and quantiles of each pixel's channel spread (a saturation proxy), of the whole image.
+    They see a black point lifted by fading, a white point gone yellow, a cast that tints even the shadows."""
+    x = degraded.float()
+    height, width = x.shape[-2:]
+    # Averaged over blocks of at least 4x4 px: grain, noise and specks would otherwise set the extreme
+    # quantiles of a training crop, where a whole scan's thumbnail has averaged them away.
+    k = max(CONTEXT_POOL, max(height, width) / CONTEXT_SIDE)
+    x = F.adaptive_avg_pool2d(x, (max(1, math.ceil(height / k)), max(1, math.ceil(width / k))))
+    flat = x.flatten(2)  # (B, 3, N)
+    q = torch.tensor(TONE_QUANTILES, device=x.device)
+    quantiles = torch.quantile(flat, q, dim=2).permute(1, 2, 0).flatten(1)  # (B, 3 * Q)
+    grey = flat.mean(1, keepdim=True)
+    spread = flat.amax(1) - flat.amin(1)  # (B, N)
+    spread_q = torch.quantile(spread, torch.tensor(_SPREAD_QUANTILES, device=x.device), dim=1).T
+    stats = [flat.mean(2), flat.std(2, correction=0), (flat - grey).abs().mean(2)]
+    return torch.cat([quantiles, *stats, spread_q], dim=1)
+
+
+class ToneHead(nn.Module):
+    """context -> (colour matrix (B, 3, 3), offset (B, 3), bottleneck bias (B, C)); identity at init."""
+
+    def __init__(self, hidden: int, bottleneck: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(CONTEXT_FEATURES, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+        )
+        self.to_affine = nn.Linear(hidden, 12)
+        self.to_bias = nn.Linear(hidden, bottleneck)
+        for layer in (self.to_affine, self.to_bias):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.mlp(context)
+        affine = self.to_affine(h)
+        matrix = torch.eye(3, device=h.device) + affine[:, :9].view(-1, 3, 3)
+        return matrix, affine[:, 9:], self.to_bias(h)
+
+
 def _stage(channels: int, count: int) -> nn.Sequential:
     return nn.Sequential(*(ResBlock(channels) for _ in range(count)))
 
@@ -48,7 +113,9 @@ class Generator(nn.Module):
     """Image-to-image U-Net.
 
     Input: degraded RGB, (B, 3, H, W) float in [-1, 1], any H and W (padded internally to a multiple of
-    ``multiple`` and cropped back). Output: (restored (B, 3, H, W), mask_logits (B, 1, H, W)). ``restored``
+    ``multiple`` and cropped back), and optionally ``context``: ``tone_context`` of the whole image when
+    ``degraded`` is a tile of it (default: read from ``degraded`` itself).
+    Output: (restored (B, 3, H, W), mask_logits (B, 1, H, W)). ``restored``
     is not clamped, so reconstruction gradients reach pixels near the range ends; callers clamp to [-1, 1].
     """
 
@@ -70,14 +137,30 @@ class Generator(nn.Module):
         self.to_mask = nn.Conv2d(widths[0], 4, 3, padding=1)
         nn.init.zeros_(self.to_residual.weight)
         nn.init.zeros_(self.to_residual.bias)
+        # 0 = no tone head: checkpoints made before it existed load and restore exactly as they did.
+        self.tone = ToneHead(cfg.tone_head, widths[-1]) if cfg.tone_head else None
 
     @property
     def multiple(self) -> int:
         """H and W are padded to this: 2 for the unshuffle, times 2 per downsampling level."""
         return 2 ** len(self.cfg.widths)
 
-    def forward(self, degraded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, degraded: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = degraded.shape[-2:]
+        bias = None
+        if self.tone is not None:
+            with torch.autocast(degraded.device.type, enabled=False):
+                context = tone_context(degraded) if context is None else context.float()
+                matrix, offset, bias = self.tone(context)
+                layout = (
+                    torch.channels_last
+                    if degraded.is_contiguous(memory_format=torch.channels_last)
+                    else torch.contiguous_format
+                )  # einsum returns NCHW; oneDNN's convolutions are 25% slower if channels_last is lost here
+                toned = torch.einsum("bij,bjhw->bihw", matrix, degraded.float()) + offset[..., None, None]
+                degraded = toned.contiguous(memory_format=layout)
         x = _pad_to_multiple(degraded, self.multiple)  # (B, 3, H', W')
         h = self.stem(F.pixel_unshuffle(x, 2))  # (B, w0, H'/2, W'/2)
         skips = []
@@ -85,7 +168,7 @@ class Generator(nn.Module):
             h = stage(h)
             skips.append(h)
             h = down(h)
-        h = self.bottleneck(h)
+        h = self.bottleneck(h if bias is None else h + bias[..., None, None].to(h.dtype))
         for level in reversed(range(len(self.decoder))):
             h = self.decoder[level](self.up[level](h) + skips[level])  # additive skips: no concat copies
         h = F.leaky_relu(h, 0.2)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from PIL import Image
 
 from model.degradation.engine import image_to_tensor, tensor_to_image
-from model.restoration.generator import Generator
+from model.restoration.generator import Generator, tone_context
+
+RestoreBatch = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @torch.inference_mode()
@@ -14,17 +18,40 @@ def restore_tensor(
     generator: Generator,
     degraded: torch.Tensor,
     autocast_dtype: torch.dtype | None = None,
+    context: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """degraded (B, 3, H, W) float in [0, 1] on the generator's device -> (restored (B, 3, H, W) in [0, 1],
-    defect probability (B, 1, H, W) in [0, 1]). ``autocast_dtype=torch.bfloat16`` on GPU for speed."""
+    defect probability (B, 1, H, W) in [0, 1]). ``autocast_dtype=torch.bfloat16`` on GPU for speed.
+    ``context``: the whole image's ``image_context`` when ``degraded`` holds tiles of it."""
     device_type = degraded.device.type
     with torch.autocast(
         device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
     ):
         x = (degraded * 2 - 1).contiguous(memory_format=torch.channels_last)
-        restored, mask_logits = generator(x)
+        restored, mask_logits = generator(x, context)
     restored = ((restored.float() + 1) / 2).clamp_(0, 1)
     return restored, torch.sigmoid(mask_logits.float())
+
+
+@torch.inference_mode()
+def image_context(generator: Generator, image: torch.Tensor) -> torch.Tensor | None:
+    """The tone context of whole (B, 3, H, W) images in [0, 1]; None for a generator without a tone head."""
+    return tone_context(image * 2 - 1) if generator.tone is not None else None
+
+
+def tile_restorer(
+    generator: Generator, image: torch.Tensor, autocast_dtype: torch.dtype | None = None
+) -> RestoreBatch:
+    """``restore_batch`` for ``pipeline.tiling.restore_tiled`` on tiles of ``image`` (3, H, W) in [0, 1]:
+    every tile is restored with the whole image's tone context, so tiled equals untiled (a tile's own
+    statistics would give each tile its own colour correction: seams)."""
+    context = image_context(generator, image[None])
+
+    def restore_batch(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch_context = None if context is None else context.expand(len(tiles), -1)
+        return restore_tensor(generator, tiles, autocast_dtype, batch_context)
+
+    return restore_batch
 
 
 def restore_image(generator: Generator, image: Image.Image) -> tuple[Image.Image, Image.Image]:

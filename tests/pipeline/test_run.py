@@ -244,7 +244,7 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
     # a broken tiling would all differ by far more than rounding).
     from model.checkpoints import load_generator
     from model.degradation.engine import degrade_image
-    from model.restoration.inference import restore_tensor
+    from model.restoration.inference import tile_restorer
     from pipeline.tiling import restore_tiled
 
     folder = tmp_path / "scans"
@@ -268,7 +268,7 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
         degraded = np.asarray(Image.open(folder / name).convert("RGB"))
         image = torch.from_numpy(degraded.astype(np.float32) / 255).permute(2, 0, 1)
         expected, _ = restore_tiled(
-            lambda x: restore_tensor(generator, x), image, cfg.tile, cfg.overlap, cfg.tiles_per_batch
+            tile_restorer(generator, image), image, cfg.tile, cfg.overlap, cfg.tiles_per_batch
         )
         expected = (expected.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.int16)
         written = np.asarray(Image.open(outputs[name]), np.int16)
