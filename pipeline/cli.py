@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Inspect restoration models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+retro_app = typer.Typer(help="Give modern photos a period look (docs/RETRO.md).", no_args_is_help=True)
+app.add_typer(retro_app, name="retro")
 manifest_app = typer.Typer(
     help="Build and inspect Parquet manifests of archive images.", no_args_is_help=True
 )
@@ -158,6 +160,56 @@ def baseline(
             console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
     console.print(
         f"restored {counts['ok']} images into {dst} "
+        f"({counts['skipped']} already there, {counts['failed']} failed)",
+        soft_wrap=True,
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@retro_app.command("eras")
+@user_errors
+def retro_eras(
+    name: str | None = typer.Argument(None, help="Print this era's parameters as JSON."),
+) -> None:
+    """List the era presets, or print one era's renderer parameters as JSON (edit it, pass --params)."""
+    from model.retro.eras import ERAS, era
+
+    if name:
+        print(era(name).to_json())
+        return
+    table = Table(title="era presets (model/retro/eras.py, sources in docs/RETRO.md)")
+    for column in ("era", "sensitivity", "grain", "negative mm", "print mm"):
+        table.add_column(column)
+    for key, p in ERAS.items():
+        table.add_row(key, p.sensitivity, f"{p.grain:g}", f"{p.format_mm:g}", f"{p.print_mm:g}")
+    console.print(table)
+
+
+@retro_app.command("render")
+@user_errors
+def retro_render(
+    src: Path = typer.Argument(..., help="Folder of modern photos."),
+    dst: Path = typer.Argument(..., help="Folder for the period prints, <name>.png."),
+    era_name: str | None = typer.Option(None, "--era", help="Era preset (patina retro eras)."),
+    params: Path | None = typer.Option(None, help="Renderer parameters as JSON instead of an era."),
+    seed: int = typer.Option(0, help="Seed of grain and wear: same seed, same prints."),
+) -> None:
+    """Render a folder as period prints with the parametric renderer. Re-running skips images already done."""
+    from model.retro.eras import era
+    from model.retro.params import RetroParams
+    from pipeline.local import stylize_folder
+
+    if (era_name is None) == (params is None):
+        raise ValueError("give exactly one of --era NAME or --params FILE.json")
+    look = era(era_name) if era_name else RetroParams.from_json(params.read_text())
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    for outcome in stylize_folder(src, dst, look, seed):
+        counts[outcome.status] += 1
+        if outcome.error:
+            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
+    console.print(
+        f"rendered {counts['ok']} images as {era_name or params} into {dst} "
         f"({counts['skipped']} already there, {counts['failed']} failed)",
         soft_wrap=True,
     )

@@ -1,5 +1,5 @@
 """Folder-level tools for people looking at results: degrade a folder, restore it with the classical
-baseline, evaluate restored vs clean.
+baseline, render it as period prints, evaluate restored vs clean.
 
 These run in-process on local folders; the archive-scale job is pipeline/run.py.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,44 +64,69 @@ def degrade_folder(src: Path, dst: Path, severity: str = "medium", seed: int = 0
 
 
 @dataclass(frozen=True)
-class BaselineOutcome:
+class FolderOutcome:
     source: Path
-    restored: Path
-    status: str  # "ok" | "skipped" (already restored by an earlier run) | "failed"
+    written: Path
+    status: str  # "ok" | "skipped" (already written by an earlier run) | "failed"
     error: str = ""
 
 
-def baseline_folder(src: Path, dst: Path) -> Iterator[BaselineOutcome]:
+def baseline_folder(src: Path, dst: Path) -> Iterator[FolderOutcome]:
     """Restore every image in ``src`` with the classical baseline into ``dst/<stem>.png`` (lossless).
+    In a ``patina degrade`` folder the ``.clean`` targets and ``.mask`` files are skipped: only the degraded
+    images are inputs. See ``map_folder`` for what is kept safe."""
+    yield from map_folder(src, dst, lambda path, image: _baseline_image(image), degrade_outputs=True)
 
-    Grayscale stays grayscale; alpha is carried over; two inputs sharing a stem (a.jpg, a.tif) are written
-    under their full names (a.jpg.png, a.tif.png). Outputs already in ``dst`` are kept (a re-run resumes),
-    an unreadable image is reported as failed and the rest go on, and ``dst == src`` is refused so
-    originals are never written. In a ``patina degrade`` folder the ``.clean`` targets and ``.mask`` files
-    are skipped: only the degraded images are inputs."""
+
+def stylize_folder(src: Path, dst: Path, params, seed: int = 0) -> Iterator[FolderOutcome]:
+    """Render every image in ``src`` as a period print (``model.retro.RetroParams``) into ``dst/<stem>.png``;
+    each image's grain and wear are seeded by (seed, file name). See ``map_folder``."""
+    from model.retro.render import render
+
+    def stylize(path: Path, image: Image.Image) -> Image.Image:
+        look_seed = int(image_seed(seed, path.name).integers(2**31))
+        return tensor_to_image(render(image_to_tensor(image), params, look_seed))
+
+    yield from map_folder(src, dst, stylize)
+
+
+def map_folder(
+    src: Path,
+    dst: Path,
+    transform: Callable[[Path, Image.Image], Image.Image],
+    degrade_outputs: bool = False,
+) -> Iterator[FolderOutcome]:
+    """Write ``transform(path, image)`` of every image in ``src`` to ``dst/<stem>.png`` (lossless).
+
+    Two inputs sharing a stem (a.jpg, a.tif) are written under their full names (a.jpg.png, a.tif.png).
+    Outputs already in ``dst`` are kept (a re-run resumes), an unreadable image is reported as failed and the
+    rest go on, a killed run never leaves a half-written file under a final name, and ``dst == src`` is
+    refused so originals are never written. ``degrade_outputs`` skips a degrade folder's targets and masks."""
     if dst.resolve() == src.resolve():
         raise ValueError(
             f"{dst}: output folder is the input folder; choose another so originals stay untouched"
         )
     dst.mkdir(parents=True, exist_ok=True)
-    inputs = [p for p in list_images(src) if ".clean." not in p.name and ".mask." not in p.name]
+    inputs = list_images(src)
+    if degrade_outputs:
+        inputs = [p for p in inputs if ".clean." not in p.name and ".mask." not in p.name]
     stems = Counter(p.stem for p in inputs)
     for path in inputs:
         # a.jpg and a.tif would both become a.png: such files keep their full name (a.jpg.png, a.tif.png).
         out = dst / f"{path.stem if stems[path.stem] == 1 else path.name}.png"
         if out.exists():
-            yield BaselineOutcome(path, out, "skipped")
+            yield FolderOutcome(path, out, "skipped")
             continue
         try:
             with Image.open(path) as image:
-                restored = _baseline_image(ImageOps.exif_transpose(image))
+                written = transform(path, ImageOps.exif_transpose(image))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:  # truncated, not an image, huge
-            yield BaselineOutcome(path, out, "failed", f"{path.name}: {exc}".splitlines()[0])
+            yield FolderOutcome(path, out, "failed", f"{path.name}: {exc}".splitlines()[0])
             continue
         tmp = out.with_name(f".{out.name}.tmp")
-        restored.save(tmp, format="PNG")
+        written.save(tmp, format="PNG")
         tmp.replace(out)  # atomic: a killed run never leaves a half-written output under the final name
-        yield BaselineOutcome(path, out, "ok")
+        yield FolderOutcome(path, out, "ok")
 
 
 def _baseline_image(image: Image.Image) -> Image.Image:

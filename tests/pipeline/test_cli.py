@@ -228,3 +228,45 @@ def test_a_real_run_with_limit_never_shows_credentials(tmp_path, photo, tiny_che
                 if p.is_file() and p.stat().st_size < 10**7
             ]
     assert not [text for text in seen if secret in text or key_id in text]
+
+
+def test_retro_render_makes_period_prints_and_resumes(tmp_path, photos):
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "sepia"
+    result = runner.invoke(
+        app, ["retro", "render", str(photos), str(out), "--era", "1900s-sepia", "--seed", "3"]
+    )
+    assert result.exit_code == 1 and "rendered 3 images" in result.output, result.output
+    assert "failed: broken.jpg:" in result.output
+    prints = {p.name: np.asarray(Image.open(p).convert("RGB"), np.float32) for p in out.iterdir()}
+    assert sorted(prints) == ["alpha.png", "astronaut.png", "gray.png"]
+    r, g, b = prints["astronaut.png"].reshape(-1, 3).mean(0)
+    assert r > g > b  # a sepia print, whatever colours the photo had
+    again = runner.invoke(app, ["retro", "render", str(photos), str(out), "--era", "1900s-sepia"])
+    assert "rendered 0 images" in again.output and "3 already there" in again.output
+
+
+def test_retro_params_json_drives_the_renderer(tmp_path, photos):
+    shown = runner.invoke(app, ["retro", "eras", "1970s-faded-colour"])
+    assert shown.exit_code == 0
+    params = json.loads(shown.output)
+    params["dye_fade"] = [0.0, 0.0, 0.0]
+    (tmp_path / "look.json").write_text(json.dumps(params))
+    result = runner.invoke(
+        app, ["retro", "render", str(photos), str(tmp_path / "out"), "--params", str(tmp_path / "look.json")]
+    )
+    assert result.exit_code == 0 and "rendered 3 images" in result.output, result.output
+
+
+def test_retro_errors_are_one_line(tmp_path, photos):
+    bad_era = runner.invoke(app, ["retro", "render", str(photos), str(tmp_path / "o"), "--era", "1700s"])
+    assert bad_era.exit_code == 2 and "choose one of ['1860s-albumen'" in bad_era.stderr
+    neither = runner.invoke(app, ["retro", "render", str(photos), str(tmp_path / "o")])
+    assert neither.exit_code == 2 and "exactly one of --era" in neither.stderr
+    (tmp_path / "bad.json").write_text('{"sensitivity": "infrared"}')
+    bad = runner.invoke(
+        app, ["retro", "render", str(photos), str(tmp_path / "o"), "--params", str(tmp_path / "bad.json")]
+    )
+    assert bad.exit_code == 2 and "unknown sensitivity 'infrared'" in bad.stderr
+    into_input = runner.invoke(app, ["retro", "render", str(photos), str(photos), "--era", "1980s-instant"])
+    assert into_input.exit_code == 2 and "originals" in into_input.stderr

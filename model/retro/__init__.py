@@ -1,0 +1,1 @@
+"""The retro family: modern photos taken back in time (docs/RETRO.md)."""
