@@ -28,11 +28,11 @@ from prefect.cache_policies import NO_CACHE
 from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
-from model.checkpoints import DEFAULT_CHECKPOINT, decode_checkpoint
+from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.config import PipelineConfig
 from pipeline.manifest import plan_remaining, read_manifest
 from pipeline.outputs import check_output_prefix
-from pipeline.run import Progress, RestoreJob, RunSummary, restore_archive
+from pipeline.run import Progress, RestoreJob, RunSummary, model_identity, restore_archive
 from pipeline.storage import Storage, StorageOptions
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
@@ -51,7 +51,7 @@ def plan(job: RestoreJob) -> dict[str, int]:
     check_output_prefix(manifest["uri"], job.output)
     # A missing or broken model is the user's to fix: found here it fails the flow once, where a Ray Job
     # failing on it would look like lost infrastructure and be retried.
-    decode_checkpoint(storage.read_bytes(job.model), job.model)
+    model_identity(job.model, storage)
     remaining = plan_remaining(manifest, job.output, storage)
     return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
 

@@ -294,8 +294,7 @@ def restore(
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
     from model.checkpoints import DEFAULT_CHECKPOINT
     from pipeline.config import PipelineConfig
-    from pipeline.progress import progress_reporter
-    from pipeline.run import RestoreJob, restore_archive
+    from pipeline.run import RestoreJob
     from pipeline.storage import StorageOptions
 
     job = RestoreJob(
@@ -316,16 +315,65 @@ def restore(
         flush_rows=flush_rows,
         dashboard=dashboard,
     )
+    _run_archive(job, "restored")
+
+
+def _run_archive(job: Any, done: str) -> None:
+    """Run an archive job (restore or stylize) with a progress bar and print its summary."""
+    from pipeline.progress import progress_reporter
+    from pipeline.run import restore_archive
+
     with progress_reporter(console) as report:
         summary = restore_archive(job, on_progress=report)
     console.print(
-        f"{summary.ok:,} restored, {summary.failed:,} failed, {summary.already_done:,} already done, "
+        f"{summary.ok:,} {done}, {summary.failed:,} failed, {summary.already_done:,} already done, "
         f"{summary.skipped:,} left (of {summary.total:,}) in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.2f} images/s)"
     )
     for reason, count in summary.failures_by_reason.items():
         console.print(f"  failed: {count:,} x {reason}")
     console.print(f"results: {summary.results_uri}")
+
+
+@app.command()
+@user_errors
+def stylize(
+    manifest: str = typer.Option(..., help="Input manifest (Parquet with a `uri` column), local or s3://."),
+    output: str = typer.Option(
+        ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
+    ),
+    era: str = typer.Option(..., help="Era preset (patina retro eras)."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster (ray://host:10001 or auto); default: local."
+    ),
+    batch_size: int = typer.Option(8, help="Images per Ray Data batch."),
+    output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
+    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
+    limit: int | None = typer.Option(None, help="Render at most N of the remaining rows."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+    flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
+    outage_patience: float = typer.Option(
+        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
+    ),
+) -> None:
+    """Render every image of a manifest as a period print of ERA under OUTPUT: the restore job's pipeline
+    (resumable, never writes outside OUTPUT), with the era recorded as the model of every result row."""
+    from pipeline.config import PipelineConfig
+    from pipeline.run import RestoreJob
+    from pipeline.storage import StorageOptions
+    from pipeline.stylizer import ERA_SCHEME
+
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=f"{ERA_SCHEME}{era}",
+        pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
+        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
+        ray_address=ray_address,
+        limit=limit,
+        flush_rows=flush_rows,
+    )
+    _run_archive(job, "stylized")
 
 
 @app.command()

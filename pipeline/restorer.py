@@ -28,14 +28,88 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-class Restorer:
-    """Loads the generator once in ``__init__`` and restores a batch in ``__call__``.
+def colour_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A decoded image, HxWxC uint8 or uint16, as (3, H, W) float in [0, 1] on ``device``: grey repeated to
+    RGB, alpha left out (it is not the model's business)."""
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    return torch.from_numpy(colour.astype(np.float32) / scale).permute(2, 0, 1).to(device)
+
+
+def like_pixels(image: torch.Tensor, pixels: np.ndarray, keep_grey: bool = True) -> np.ndarray:
+    """(3, H, W) float in [0, 1] back to ``pixels``' dtype and value range: grey in, grey out (Rec. 601
+    luma, as Pillow's convert("L")) unless ``keep_grey`` is False; the input's alpha carried over bit for
+    bit."""
+    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    channels = pixels.shape[2]
+    out = image.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]
+    if channels < 3 and keep_grey:
+        out = (out @ np.array(LUMA, dtype=np.float32))[..., None]
+    out = np.clip(np.rint(out * scale), 0, scale).astype(pixels.dtype)
+    if channels in (2, 4):
+        out = np.concatenate([out, pixels[..., -1:]], axis=2)
+    return np.ascontiguousarray(out)
+
+
+class ImageActor:
+    """A Ray Data actor that maps each decoded row to one output image (``process``), row by row.
 
     Batch in: decode's columns (``pixels``, an images column read by ``image_at``, and ``error``, "" = ok).
-    Batch out: the other columns plus ``restored`` (an images column of the same shape, dtype and
-    channels: grayscale stays grayscale, alpha is carried over untouched), ``defect_coverage`` (fraction
-    of pixels the model marks as defects) and ``restore_ms``. On GPU the model runs in bf16 autocast with
-    channels_last memory.
+    Batch out: the other columns plus ``restored`` (the output images column; ``channels`` now describes
+    it), ``defect_coverage`` (fraction of pixels marked as defects) and ``restore_ms``. A row that already
+    failed, or an actor that refuses (``refusal``), passes the reason on; running out of GPU memory fails
+    the row, not the actor.
+    """
+
+    refusal = ""
+
+    def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["pixels"])
+        restored = [_NO_PIXELS] * n
+        coverage = np.zeros(n, dtype=np.float32)
+        restore_ms = np.zeros(n, dtype=np.float64)
+        errors = np.array(batch["error"], dtype=object)
+        for i in range(n):
+            if errors[i]:
+                continue
+            if self.refusal:
+                errors[i] = self.refusal
+                continue
+            started = time.perf_counter()
+            try:
+                restored[i], coverage[i] = self.process(batch, i)
+            except torch.OutOfMemoryError:
+                errors[i] = "out of GPU memory while restoring; lower --tile or --tiles-per-batch"
+                torch.cuda.empty_cache()
+            restore_ms[i] = (time.perf_counter() - started) * 1000
+        # The decoded pixels are not needed downstream: dropping them halves what Ray moves to the encoders.
+        rest = {k: v for k, v in batch.items() if k != "pixels"}
+        # ``channels`` describes ``restored`` from here on: a print of a grayscale scan is toned colour.
+        channels = np.array(
+            [
+                image.shape[2] if image.size else c
+                for image, c in zip(restored, batch["channels"], strict=True)
+            ],
+            dtype=np.asarray(batch["channels"]).dtype,
+        )
+        return {
+            **rest,
+            "channels": channels,
+            "restored": images_column(restored),
+            "defect_coverage": coverage,
+            "restore_ms": restore_ms,
+            "error": errors,
+        }
+
+
+class Restorer(ImageActor):
+    """Loads the generator once in ``__init__`` and restores each row of a batch (``ImageActor``).
+
+    ``restored`` has the input's shape, dtype and channels: grayscale stays grayscale, alpha is carried over
+    untouched. On GPU the model runs in bf16 autocast with channels_last memory.
     """
 
     def __init__(
@@ -84,12 +158,7 @@ class Restorer:
         defect coverage). Raises CheckpointError if the model was refused (see __init__)."""
         if self.refusal:
             raise CheckpointError(self.refusal)
-        scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-        channels = pixels.shape[2]
-        colour = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
-        image = (
-            torch.from_numpy(colour.astype(np.float32) / scale).permute(2, 0, 1).to(self.device)
-        )  # (3,H,W)
+        image = colour_tensor(pixels, self.device)
         restored, defects = restore_tiled(
             tile_restorer(self.generator, image, self.autocast),
             image,
@@ -98,40 +167,7 @@ class Restorer:
             self.tiles_per_batch,
         )
         coverage = float((defects > DEFECT_THRESHOLD).float().mean())
-        out = restored.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]
-        if channels < 3:  # grayscale in, grayscale out (Rec. 601 luma, as Pillow's convert("L"))
-            out = out @ np.array(LUMA, dtype=np.float32)
-            out = out[..., None]
-        out = np.clip(np.rint(out * scale), 0, scale).astype(pixels.dtype)
-        if channels in (2, 4):  # alpha is not the model's business: carry it over bit for bit
-            out = np.concatenate([out, pixels[..., -1:]], axis=2)
-        return np.ascontiguousarray(out), coverage
+        return like_pixels(restored, pixels), coverage
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(batch["pixels"])
-        restored = [_NO_PIXELS] * n
-        coverage = np.zeros(n, dtype=np.float32)
-        restore_ms = np.zeros(n, dtype=np.float64)
-        errors = np.array(batch["error"], dtype=object)
-        for i in range(n):
-            if errors[i]:
-                continue
-            if self.refusal:
-                errors[i] = self.refusal
-                continue
-            started = time.perf_counter()
-            try:
-                restored[i], coverage[i] = self.restore_pixels(image_at(batch, i))
-            except torch.OutOfMemoryError:
-                errors[i] = "out of GPU memory while restoring; lower --tile or --tiles-per-batch"
-                torch.cuda.empty_cache()
-            restore_ms[i] = (time.perf_counter() - started) * 1000
-        # The decoded pixels are not needed downstream: dropping them halves what Ray moves to the encoders.
-        rest = {k: v for k, v in batch.items() if k != "pixels"}
-        return {
-            **rest,
-            "restored": images_column(restored),
-            "defect_coverage": coverage,
-            "restore_ms": restore_ms,
-            "error": errors,
-        }
+    def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
+        return self.restore_pixels(image_at(batch, i))

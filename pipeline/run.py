@@ -1,4 +1,5 @@
 """The batch restoration job: manifest -> fetch -> decode -> restore (actors on GPUs) -> encode/write.
+With ``--model era:NAME`` the same job renders period prints instead (``Stylizer`` in place of ``Restorer``).
 
 ``build_dataset`` is the only place that chains ``map_batches`` and sets batch sizes, GPUs and pool sizes
 (Ray's arguments for these change between releases: one place, one diff). ``restore_archive`` plans the run
@@ -34,6 +35,7 @@ from pipeline.outputs import check_output_prefix, plan_collisions
 from pipeline.restorer import Restorer
 from pipeline.stages import decode, encode_and_write, fetch
 from pipeline.storage import Storage, StorageOptions
+from pipeline.stylizer import Stylizer, era_model_id, era_name
 
 
 @dataclass(frozen=True)
@@ -111,17 +113,27 @@ def build_dataset(
     ds = ds.map_batches(
         decode, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_size=cfg.batch_size, batch_format="numpy"
     )
+    cpu_threads = None if num_gpus else max(1, num_cpus // actors)
+    era = era_name(job.model)
+    actor, kwargs = (
+        (Stylizer, {"era_name": era, "cpu_threads": cpu_threads})
+        if era
+        else (
+            Restorer,
+            {
+                "checkpoint": job.model,
+                "storage": storage,
+                "tile": cfg.tile,
+                "overlap": cfg.overlap,
+                "tiles_per_batch": cfg.tiles_per_batch,
+                "cpu_threads": cpu_threads,
+                "expected_id": model_id,
+            },
+        )
+    )
     ds = ds.map_batches(
-        Restorer,
-        fn_constructor_kwargs={
-            "checkpoint": job.model,
-            "storage": storage,
-            "tile": cfg.tile,
-            "overlap": cfg.overlap,
-            "tiles_per_batch": cfg.tiles_per_batch,
-            "cpu_threads": None if num_gpus else max(1, num_cpus // actors),
-            "expected_id": model_id,
-        },
+        actor,
+        fn_constructor_kwargs=kwargs,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if num_gpus else 0,
         batch_size=cfg.batch_size,
@@ -140,14 +152,23 @@ def build_dataset(
     )
 
 
+def model_identity(model: str, storage: Storage) -> str:
+    """The id results record for ``model``: a checkpoint's content id, or an era preset's
+    (``era:NAME``, see pipeline/stylizer.py). Reading it validates the model before anything starts: a bad
+    checkpoint or era name is one clear error, not N failed rows."""
+    era = era_name(model)
+    if era:
+        return era_model_id(era)
+    model_bytes = storage.read_bytes(model)
+    return checkpoint_id(model_bytes, decode_checkpoint(model_bytes, model)[1])
+
+
 def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
     """Restore every manifest row not yet ok under ``job.output`` and write ``results.parquet`` there."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
-    # Validate the model before starting anything: a bad checkpoint is one clear error, not N failed rows.
-    model_bytes = storage.read_bytes(job.model)
-    model_id = checkpoint_id(model_bytes, decode_checkpoint(model_bytes, job.model)[1])
+    model_id = model_identity(job.model, storage)
     plan = plan_remaining(manifest, job.output, storage)
     _check_same_model(job.output, storage, model_id)
     todo = plan.todo.select(["id", "uri"])

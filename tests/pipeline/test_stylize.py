@@ -1,0 +1,123 @@
+"""Period prints at archive scale: `patina stylize` is the restore job with an era preset as its model."""
+
+import io
+import zlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from model.retro.eras import era
+from model.retro.render import render
+from pipeline.cli import app
+from pipeline.config import PipelineConfig
+from pipeline.run import RestoreJob, restore_archive
+from pipeline.stages import image_at, images_column
+from pipeline.storage import StorageOptions
+from pipeline.stylizer import Stylizer, era_model_id
+
+runner = CliRunner()
+
+
+def test_stylize_a_local_folder_end_to_end_and_resume(ray_local, tmp_path, photo):
+    scans = tmp_path / "photos"
+    scans.mkdir()
+    photo.save(scans / "colour.jpg", quality=95)
+    photo.convert("L").save(scans / "grey.png")
+    (scans / "broken.jpg").write_bytes(b"\xff\xd8 not an image")
+    manifest = tmp_path / "manifest.parquet"
+    pq.write_table(pa.table({"uri": [str(p) for p in sorted(scans.iterdir())]}), manifest)
+    out = tmp_path / "sepia"
+    args = [
+        "stylize",
+        "--manifest",
+        str(manifest),
+        "--output",
+        str(out),
+        "--era",
+        "1900s-sepia",
+        "--format",
+        "png",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 stylized, 1 failed" in result.output
+
+    rows = {r["uri"].rsplit("/", 1)[1]: r for r in pq.read_table(out / "results.parquet").to_pylist()}
+    assert rows["broken.jpg"]["status"] == "failed"
+    for name in ("colour.jpg", "grey.png"):
+        row = rows[name]
+        assert row["status"] == "ok" and row["model_id"] == era_model_id("1900s-sepia"), row
+        assert row["model_id"].startswith("retro:1900s-sepia:")  # family and era recorded per row
+        printed = np.asarray(Image.open(row["output_uri"]).convert("RGB"), np.float32)
+        r, g, b = printed.reshape(-1, 3).mean(0)
+        assert r > g > b, name  # sepia-toned, even from a grayscale scan
+
+    again = runner.invoke(app, args)
+    assert "0 stylized" in again.output and "2 already done" in again.output
+    other = runner.invoke(app, [*args[:-4], "--era", "1980s-instant", "--format", "png"])
+    assert other.exit_code == 2 and "already holds images" in other.stderr  # one era per output prefix
+
+
+def test_stylize_an_s3_archive(s3_server, ray_local, photo, tiny_checkpoint):
+    archive = s3_server.scan_archive(photo, count=3, model=tiny_checkpoint, missing=True)
+    output = f"s3://{archive.bucket}/retro/1970s"
+    job = RestoreJob(
+        manifest=archive.manifest,
+        output=output,
+        model="era:1970s-faded-colour",
+        pipeline=PipelineConfig(batch_size=2),
+        storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+    )
+    summary = restore_archive(job)
+    assert (summary.ok, summary.failed) == (3, 1)
+    storage = s3_server.storage()
+    results = pq.read_table(io.BytesIO(storage.read_bytes(f"{output}/results.parquet"))).to_pylist()
+    for row in results:
+        if row["status"] != "ok":
+            continue
+        written = np.asarray(Image.open(io.BytesIO(storage.read_bytes(row["output_uri"]))).convert("RGB"))
+        source = np.asarray(Image.open(io.BytesIO(storage.read_bytes(row["uri"]))).convert("RGB"))
+        assert written.shape == source.shape
+        assert np.abs(written.astype(int) - source.astype(int)).mean() > 5  # the look was applied
+
+
+def test_a_bad_era_is_one_line_before_any_work(tmp_path, photo):
+    (tmp_path / "photos").mkdir()
+    photo.save(tmp_path / "photos" / "a.png")
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"uri": [str(tmp_path / "photos" / "a.png")]}), manifest)
+    args = ["stylize", "--manifest", str(manifest), "--output", str(tmp_path / "out"), "--era", "1700s"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "unknown era '1700s'; choose one of" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_stylizer_renders_each_row_as_the_renderer_does(mode, photo):
+    pixels = np.asarray(photo.convert(mode))
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    batch = {
+        "id": np.array(["row-1"], dtype=object),
+        "error": np.array([""], dtype=object),
+        "pixels": images_column([pixels]),
+        "height": np.array([pixels.shape[0]]),
+        "width": np.array([pixels.shape[1]]),
+        "channels": np.array([pixels.shape[2]]),
+        "bit_depth": np.array([8]),
+    }
+    out = Stylizer("1930s-silver-gelatin")(batch)
+    assert out["error"][0] == ""
+    printed = image_at(out, 0, "restored")
+    assert printed.shape[2] == (4 if mode == "RGBA" else 3) == out["channels"][0]
+    if mode == "RGBA":
+        assert np.array_equal(printed[..., 3], pixels[..., 3])  # alpha carried bit for bit
+    colour = np.repeat(pixels[..., :1], 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+    image = torch.from_numpy(colour.astype(np.float32) / 255).permute(2, 0, 1)
+    expected = render(image, era("1930s-silver-gelatin"), zlib.crc32(b"row-1"))  # seeded by the row id
+    expected = np.clip(np.rint(expected.permute(1, 2, 0).numpy() * 255), 0, 255)
+    assert np.abs(printed[..., :3].astype(int) - expected.astype(int)).max() <= 1
