@@ -35,10 +35,12 @@ from prefect.schedules import Cron
 
 from flows.manifest import build_manifest_flow
 from flows.restore import restore_archive_flow
+from flows.stylize import stylize_archive_flow
 from flows.train import train_gan_flow
 
 FLOWS: dict[str, Flow] = {
     "restore-archive": restore_archive_flow,
+    "stylize-archive": stylize_archive_flow,
     "train-gan": train_gan_flow,
     "build-manifest": build_manifest_flow,
 }

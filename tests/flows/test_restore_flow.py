@@ -121,3 +121,26 @@ def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
+
+
+def test_stylize_archive_renders_period_prints_and_resumes(s3_server, archive, artifacts):
+    from flows.stylize import stylize_archive_flow
+
+    endpoint = s3_server.endpoint_url
+    manifest = f"s3://{archive}/manifests/scans.parquet"
+    build_manifest_flow(f"s3://{archive}/scans", manifest, endpoint_url=endpoint)
+    output = f"s3://{archive}/retro-1900s"
+    state = stylize_archive_flow(
+        manifest, output, era="1900s-sepia", endpoint_url=endpoint, return_state=True
+    )
+    summary = state.result()
+    assert (summary["ok"], summary["failed"]) == (8, 2)
+    found = artifacts(state.state_details.flow_run_id)
+    assert "stylize-summary" in found and found["stylize-report"].data.count("data:image/jpeg;base64,") == 8
+    results = pq.read_table(io.BytesIO(s3_server.storage().read_bytes(f"{output}/results.parquet")))
+    ok = [row for row in results.to_pylist() if row["status"] == "ok"]
+    assert len(ok) == 8 and all(row["model_id"].startswith("retro:1900s-sepia:") for row in ok)  # era per row
+    again = stylize_archive_flow(manifest, output, era="1900s-sepia", endpoint_url=endpoint)
+    assert (again["already_done"], again["ok"]) == (8, 0)
+    bad = stylize_archive_flow(manifest, output, era="1700s", endpoint_url=endpoint, return_state=True)
+    assert bad.is_failed() and "unknown era '1700s'" in str(bad.result(raise_on_failure=False))

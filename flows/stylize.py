@@ -1,0 +1,54 @@
+"""Prefect flow: render an archive as period prints of one era. The restore-archive flow's plan and run tasks
+(same retries, same resume), with the era preset as the model; artifacts as restore-archive publishes them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.report import summary_markdown, summary_table
+from flows.restore import plan, restore
+from pipeline.config import PipelineConfig
+from pipeline.run import RestoreJob
+from pipeline.storage import Storage, StorageOptions
+from pipeline.stylizer import ERA_SCHEME
+
+
+@flow(name="stylize-archive", log_prints=True)
+def stylize_archive_flow(
+    manifest: str,
+    output: str,
+    era: str,
+    ray_address: str | None = None,
+    batch_size: int = 8,
+    limit: int | None = None,
+    max_pixels: int = 200_000_000,
+    output_format: str = "same",
+    endpoint_url: str | None = None,
+    ray_job_server: str | None = None,
+) -> dict[str, Any]:
+    """Render every image of MANIFEST not yet rendered under OUTPUT as an ERA print (``patina retro eras``);
+    re-running resumes. Ray and Ray Job options as for restore-archive."""
+    logger = get_run_logger()
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=f"{ERA_SCHEME}{era}",
+        pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
+        storage=StorageOptions(endpoint_url=endpoint_url),
+        ray_address=ray_address,
+        limit=limit,
+    )
+    counts = plan(job)  # a bad era name fails here, once, before any work
+    logger.info("%(total)d rows: %(done)d already rendered, %(todo)d to do", counts)
+    summary = restore(job, ray_job_server)
+    create_table_artifact(
+        summary_table(summary), key="stylize-summary", description=f"{manifest} -> {output}"
+    )
+    create_markdown_artifact(
+        summary_markdown(summary, Storage(job.storage)), key="stylize-report", description=f"Before and {era}"
+    )
+    return asdict(summary)
