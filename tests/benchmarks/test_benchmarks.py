@@ -29,3 +29,20 @@ def test_restore_benchmark_runs_and_reports_every_figure():
         "generator forward only:",
     ):
         assert line in run.stdout, run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_retro_speed_benchmark_reports_every_era():
+    from model.retro.eras import ERAS
+
+    run = subprocess.run(
+        [sys.executable, "benchmarks/retro_speed.py", "--megapixels", "0.05", "--repeat", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "restoration generator (shipped):" in run.stdout
+    for name in ERAS:
+        assert f"{name} " in run.stdout and "x the generator" in run.stdout, run.stdout
