@@ -52,6 +52,9 @@ def test_tiled_matches_untiled_without_seams(model_and_photo):
     assert diff.mean() < 0.2  # ...yet tiled and untiled agree to a fifth of a grey level on average
     assert np.percentile(diff.numpy(), 99.9) < 8
     assert (whole_mask[0] - tiled_mask).abs().mean() < 0.01
+    # Every tile is restored with the whole image's tone context: with each tile's own, tiles would differ.
+    own, _ = restore_tiled(lambda x: restore_tensor(generator, x), image, 256, 32, 4)
+    assert (whole[0] - own).abs().mean() * 255 > 2 * max(diff.mean(), 0.05)
     # No seams: the step between neighbouring columns at every tile edge is what the untiled result has.
     for _, left, _, right in tile_boxes(500, 700, 256, 32):
         for x in {left, right - 1} - {0, 699}:
