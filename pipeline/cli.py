@@ -217,6 +217,24 @@ def retro_render(
         raise typer.Exit(1)
 
 
+@retro_app.command("gallery")
+@user_errors
+def retro_gallery(
+    src: Path = typer.Argument(..., help="Folder of photos."),
+    dst: Path = typer.Argument(..., help="Folder for retro.html and its thumbnails."),
+    eras: str | None = typer.Option(None, help="Comma-separated eras; default: all."),
+    side: int = typer.Option(384, help="Long side of each rendered thumbnail, px."),
+    seed: int = typer.Option(0, help="Seed of grain and wear."),
+) -> None:
+    """An HTML grid: one row per photo, one column per era."""
+    from model.retro.eras import ERAS
+    from pipeline.retro_gallery import write_retro_gallery
+
+    names = [e.strip() for e in eras.split(",")] if eras else list(ERAS)
+    page = write_retro_gallery(src, dst, names, side, seed)
+    console.print(f"wrote {page}")
+
+
 @app.command()
 @user_errors
 def evaluate(

@@ -31,7 +31,7 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La")
 # Local path -> (thumbnail src relative to the page, width, height), or None when it could not be read.
 Thumbs = dict[str, tuple[str, int, int] | None]
 
-_CSS = """
+PAGE_CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 6px}
 .summary{margin:0 0 16px;color:#555}.summary b{color:#222}
@@ -104,7 +104,7 @@ def write_gallery(
     page = out_dir / PAGE_FILE
     page.write_text(
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{_summary(rows, out_dir)}\n"
+        f"<style>{PAGE_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{_summary(rows, out_dir)}\n"
         f"<table><thead><tr>{''.join(headers)}<th>error</th></tr></thead>\n<tbody>\n{body}\n</tbody></table>"
         f"\n<script>{_JS}</script></body></html>\n",
         encoding="utf-8",

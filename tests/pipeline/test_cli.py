@@ -270,3 +270,19 @@ def test_retro_errors_are_one_line(tmp_path, photos):
     assert bad.exit_code == 2 and "unknown sensitivity 'infrared'" in bad.stderr
     into_input = runner.invoke(app, ["retro", "render", str(photos), str(photos), "--era", "1980s-instant"])
     assert into_input.exit_code == 2 and "originals" in into_input.stderr
+
+
+def test_retro_gallery_is_a_grid_of_photos_by_eras(tmp_path, photos):
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    out = tmp_path / "gallery"
+    result = runner.invoke(
+        app, ["retro", "gallery", str(photos), str(out), "--eras", "1860s-albumen,1980s-instant"]
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "retro.html").read_text()
+    assert page.count("<tr>") == 1 + 3 + 1  # header, three photos, one row saying why broken.jpg failed
+    assert page.count("<img ") == 3 * 3 and "broken.jpg:" in page
+    for name in ("astronaut.jpg.jpg", "astronaut.jpg.1860s-albumen.jpg", "gray.png.1980s-instant.jpg"):
+        assert Image.open(out / "thumbs" / name).size[0] > 0
+    bad = runner.invoke(app, ["retro", "gallery", str(photos), str(out), "--eras", "1700s"])
+    assert bad.exit_code == 2 and "unknown era '1700s'" in bad.stderr

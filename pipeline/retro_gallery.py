@@ -1,0 +1,61 @@
+"""A static HTML grid of period looks: one row per photo, the photo then one column per era, rendered at a
+thumbnail size (the renderer's sizes are physical, so a thumbnail shows what the full print would)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from model.degradation.engine import image_to_tensor, tensor_to_image
+from model.retro.eras import era
+from model.retro.render import render
+from pipeline.gallery import PAGE_CSS, THUMBS_DIR
+from pipeline.local import image_seed, list_images
+
+PAGE_FILE = "retro.html"
+
+
+def write_retro_gallery(src: Path, dst: Path, eras: Sequence[str], side: int = 384, seed: int = 0) -> Path:
+    """Render every photo of ``src`` (its long side scaled to ``side``) in each era into ``dst/thumbs/`` and
+    write ``dst/retro.html``. An unreadable photo gets a row saying why; ``dst == src`` is refused."""
+    looks = {name: era(name) for name in eras}  # a bad era name fails before any work
+    if Path(dst).resolve() == Path(src).resolve():
+        raise ValueError(
+            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
+        )
+    (dst / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in list_images(src):
+        try:
+            with Image.open(path) as image:
+                photo = ImageOps.exif_transpose(image).convert("RGB")
+                photo.thumbnail((side, side), Image.Resampling.LANCZOS)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            reason = html.escape(f"{path.name}: {exc}".splitlines()[0])
+            rows.append(f'<tr><td colspan="{len(looks) + 1}" class="err">{reason}</td></tr>')
+            continue
+        cells = [_save(photo, dst, f"{path.name}.jpg")]
+        look_seed = int(image_seed(seed, path.name).integers(2**31))
+        for name, params in looks.items():
+            printed = tensor_to_image(render(image_to_tensor(photo), params, look_seed))
+            cells.append(_save(printed, dst, f"{path.name}.{name}.jpg"))
+        rows.append("<tr>" + "".join(f'<td class="img">{cell}</td>' for cell in cells) + "</tr>")
+    headers = "".join(f"<th>{html.escape(h)}</th>" for h in ["photo", *looks])
+    title = "patina period looks"
+    page = dst / PAGE_FILE
+    page.write_text(
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{PAGE_CSS}</style></head>\n<body><h1>{title}</h1>\n<table><thead><tr>{headers}</tr></thead>\n"
+        f"<tbody>\n{chr(10).join(rows)}\n</tbody></table></body></html>\n",
+        encoding="utf-8",
+    )
+    return page
+
+
+def _save(image: Image.Image, dst: Path, name: str) -> str:
+    image.save(dst / THUMBS_DIR / name, quality=90)
+    src = html.escape(f"{THUMBS_DIR}/{name}")
+    return f'<img src="{src}" width="{image.width}" height="{image.height}" alt="{html.escape(name)}">'
