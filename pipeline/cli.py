@@ -235,6 +235,37 @@ def retro_gallery(
     console.print(f"wrote {page}")
 
 
+@retro_app.command("evaluate")
+@user_errors
+def retro_evaluate(
+    val: Path = typer.Option(..., help="Folder of photos the looks are scored on."),
+    limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    max_side: int = typer.Option(384, help="Scale photos to this long side first."),
+    seed: int = typer.Option(0, help="Seed of the sampled looks."),
+) -> None:
+    """Score reference-guided transfer where the truth is known (the look of photo A rendered on photo B),
+    for the classical baselines, and how much of each photo's luminance structure every era keeps."""
+    from model.retro.baselines import BASELINES
+    from model.retro.evaluation import content_preservation, load_photos, score_transfer, transfer_set
+
+    photos = load_photos(val, limit, max_side)
+    pairs = transfer_set(photos, seed)
+    table = Table(title=f"look transfer on {len(pairs)} photos of {val} (target: B rendered with A's look)")
+    for column in ("method", "PSNR dB", "worst PSNR dB", "SSIM"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    methods = {"untouched photo": lambda photo, reference: photo, **BASELINES}
+    for name, transfer in methods.items():
+        s = score_transfer(pairs, transfer)
+        table.add_row(name, f"{s['psnr']:.2f}", f"{s['psnr_min']:.2f}", f"{s['ssim']:.4f}")
+    console.print(table)
+    kept = Table(title="content kept: SSIM of the print's luminance against the photo's")
+    kept.add_column("era")
+    kept.add_column("SSIM", justify="right")
+    for name, value in content_preservation(photos, seed).items():
+        kept.add_row(name, f"{value:.3f}")
+    console.print(kept)
+
+
 @app.command()
 @user_errors
 def evaluate(

@@ -286,3 +286,17 @@ def test_retro_gallery_is_a_grid_of_photos_by_eras(tmp_path, photos):
         assert Image.open(out / "thumbs" / name).size[0] > 0
     bad = runner.invoke(app, ["retro", "gallery", str(photos), str(out), "--eras", "1700s"])
     assert bad.exit_code == 2 and "unknown era '1700s'" in bad.stderr
+
+
+def test_retro_evaluate_prints_the_transfer_and_content_tables(tmp_path, photo):
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in range(3):
+        photo.rotate(30 * i).save(val / f"{i}.png")
+    result = runner.invoke(app, ["retro", "evaluate", "--val", str(val), "--max-side", "48"])
+    assert result.exit_code == 0, result.output
+    for text in ("untouched photo", "reinhard", "histogram", "1860s-albumen", "1980s-instant"):
+        assert text in result.output
+    (val / "bad.png").write_bytes(b"nope")
+    bad = runner.invoke(app, ["retro", "evaluate", "--val", str(val)])
+    assert bad.exit_code == 2 and "bad.png: not a readable image" in bad.stderr
