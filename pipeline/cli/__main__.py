@@ -1,0 +1,5 @@
+"""python -m pipeline.cli, for environments without the console script."""
+
+from pipeline.cli import app
+
+app()

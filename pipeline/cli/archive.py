@@ -1,0 +1,186 @@
+"""`patina manifest build`, `restore`, `stylize`, `serve`, `demo`: archive-scale jobs and their schedules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.base import app, console, db, manifest_app, user_errors
+
+
+@manifest_app.command("build")
+@user_errors
+def manifest_build(
+    source: str = typer.Argument(..., help="s3://bucket/prefix or a local folder to list."),
+    out: str = typer.Argument(
+        ..., help="Manifest to write (local path or s3:// URI), e.g. manifest.parquet."
+    ),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+) -> None:
+    """List an S3 prefix or a folder (streaming, bounded memory) into a Parquet manifest of its images."""
+    from pipeline.manifest import build_manifest
+    from pipeline.storage import Storage, StorageOptions
+
+    count = build_manifest(source, out, Storage(StorageOptions(endpoint_url=endpoint_url)))
+    console.print(f"wrote {count:,} images to {out}")
+
+
+@app.command()
+@user_errors
+def restore(
+    manifest: str = typer.Option(..., help="Input manifest (Parquet with a `uri` column), local or s3://."),
+    output: str = typer.Option(
+        ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
+    ),
+    model: str | None = typer.Option(None, help="Checkpoint (.safetensors); default: the shipped model."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster (ray://host:10001 or auto); default: local."
+    ),
+    batch_size: int = typer.Option(8, help="Images per Ray Data batch."),
+    tile: int = typer.Option(512, help="Tile size in pixels for large scans."),
+    overlap: int = typer.Option(32, help="Tile overlap in pixels (blended, no seams)."),
+    tiles_per_batch: int = typer.Option(8, help="Tiles per generator forward (bounds GPU memory)."),
+    output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
+    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
+    limit: int | None = typer.Option(None, help="Restore at most N of the remaining rows."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+    dashboard: bool = typer.Option(False, help="Start the Ray dashboard with local Ray."),
+    flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
+    outage_patience: float = typer.Option(
+        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
+    ),
+) -> None:
+    """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
+    from model.checkpoints import DEFAULT_CHECKPOINT
+    from pipeline.config import PipelineConfig
+    from pipeline.run import RestoreJob
+    from pipeline.storage import StorageOptions
+
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=model or str(DEFAULT_CHECKPOINT),
+        pipeline=PipelineConfig(
+            tile=tile,
+            overlap=overlap,
+            tiles_per_batch=tiles_per_batch,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            output_format=output_format,
+        ),
+        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
+        ray_address=ray_address,
+        limit=limit,
+        flush_rows=flush_rows,
+        dashboard=dashboard,
+    )
+    _run_archive(job, "restored")
+
+
+def _run_archive(job: Any, done: str) -> None:
+    """Run an archive job (restore or stylize) with a progress bar and print its summary."""
+    from pipeline.progress import progress_reporter
+    from pipeline.run import restore_archive
+
+    with progress_reporter(console) as report:
+        summary = restore_archive(job, on_progress=report)
+    console.print(
+        f"{summary.ok:,} {done}, {summary.failed:,} failed, {summary.already_done:,} already done, "
+        f"{summary.skipped:,} left (of {summary.total:,}) in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.2f} images/s)"
+    )
+    for reason, count in summary.failures_by_reason.items():
+        console.print(f"  failed: {count:,} x {reason}")
+    console.print(f"results: {summary.results_uri}")
+
+
+@app.command()
+@user_errors
+def stylize(
+    manifest: str = typer.Option(..., help="Input manifest (Parquet with a `uri` column), local or s3://."),
+    output: str = typer.Option(
+        ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
+    ),
+    era: str = typer.Option(..., help="Era preset (patina retro eras)."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster (ray://host:10001 or auto); default: local."
+    ),
+    batch_size: int = typer.Option(8, help="Images per Ray Data batch."),
+    output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
+    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
+    limit: int | None = typer.Option(None, help="Render at most N of the remaining rows."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+    flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
+    outage_patience: float = typer.Option(
+        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
+    ),
+) -> None:
+    """Render every image of a manifest as a period print of ERA under OUTPUT: the restore job's pipeline
+    (resumable, never writes outside OUTPUT), with the era recorded as the model of every result row."""
+    from pipeline.config import PipelineConfig
+    from pipeline.run import RestoreJob
+    from pipeline.storage import StorageOptions
+    from pipeline.stylizer import ERA_SCHEME
+
+    job = RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=f"{ERA_SCHEME}{era}",
+        pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
+        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
+        ray_address=ray_address,
+        limit=limit,
+        flush_rows=flush_rows,
+    )
+    _run_archive(job, "stylized")
+
+
+@app.command()
+@user_errors
+def serve(
+    config: Path = typer.Option(Path("deploy/schedules.toml"), help="Schedules file (TOML)."),
+    register_only: bool = typer.Option(False, help="Create/update the deployments, then exit."),
+) -> None:
+    """Serve patina's Prefect flows on their cron schedules from this machine (PREFECT_API_URL names the
+    server). Runs scheduled and UI-triggered runs until interrupted."""
+    from flows.serve import load_schedules, register
+    from flows.serve import serve as serve_flows
+
+    schedules = load_schedules(config)
+    for s in schedules:
+        console.print(f"{s.flow}/{s.name}: cron '{s.cron}' ({s.timezone}){' paused' if s.paused else ''}")
+    if register_only:
+        register(schedules)
+        console.print(f"registered {len(schedules)} deployments")
+        return
+    serve_flows(schedules)
+
+
+@app.command()
+@user_errors
+def demo(
+    output: Path = typer.Option(Path("demo-output"), help="Folder for the demo's archive and results."),
+    model: str | None = typer.Option(None, help="Checkpoint to use instead of the shipped default."),
+    seed: int = typer.Option(0, help="Seed for the synthetic degradations."),
+) -> None:
+    """Build a small degraded archive from scikit-image's sample photos, restore it with the batch pipeline
+    (local Ray, local folders) and write gallery.html."""
+    from pipeline.demo import run_demo
+
+    summary, scores, description, page = run_demo(output, model, seed=seed)
+    table = Table(title=f"patina demo: {description}")
+    for column in ("image", "severity", "PSNR dB in -> out", "SSIM in -> out"):
+        table.add_column(column)
+    for s in scores:
+        table.add_row(
+            s.name,
+            s.severity,
+            f"{db(s.psnr_degraded)} -> {db(s.psnr_restored)}",
+            f"{s.ssim_degraded:.3f} -> {s.ssim_restored:.3f}",
+        )
+    console.print(table)
+    console.print(f"{summary.ok} restored, {summary.failed} failed; results manifest: {summary.results_uri}")
+    console.print(f"Open {page} to compare before and after (sortable by defect coverage).")

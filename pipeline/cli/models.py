@@ -1,0 +1,149 @@
+"""`patina model info|evaluate` and `patina train`: the restoration models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.base import app, console, model_app, user_errors
+
+
+@model_app.command("info")
+@user_errors
+def model_info(preset: str = typer.Option("small", help="Model size preset: tiny, small or large.")) -> None:
+    """Print parameters and GFLOPs per megapixel of the generator and discriminator."""
+    from model.restoration.config import preset as get_preset
+    from model.restoration.info import describe
+
+    table = Table(title=f"patina model preset '{preset}'")
+    for column in ("network", "parameters", "GFLOPs / megapixel"):
+        table.add_column(column, justify="right" if column != "network" else "left")
+    for net in describe(get_preset(preset)):
+        table.add_row(net.name, f"{net.parameters:,}", f"{net.gflops_per_megapixel:,.1f}")
+    console.print(table)
+
+
+@model_app.command("evaluate")
+@user_errors
+def model_evaluate(
+    val: Path = typer.Option(..., help="Folder of clean validation photos."),
+    model: str | None = typer.Option(None, help="Checkpoint (local or s3://); default: the shipped model."),
+    baseline: bool = typer.Option(True, help="Also score the classical baseline."),
+    sets: str = typer.Option("light,medium,heavy,published,clean", help="Comma-separated validation sets."),
+    limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    max_side: int | None = typer.Option(None, help="Centre-crop photos to this square side."),
+    seed: int = typer.Option(0, help="Seed of the fixed degraded copies."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON here."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+) -> None:
+    """Mean PSNR / SSIM / texture (high-frequency energy, restored / clean) and the worst photo's PSNR on
+    fixed copies of VAL: the engine's light, medium and heavy, the published BOPBtL recipe, and the
+    untouched clean photos; degraded input, classical baseline and the model side by side."""
+    import dataclasses
+    import json
+
+    from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
+    from model.restoration.validation import evaluate
+    from pipeline.storage import Storage, StorageOptions
+
+    uri = model or str(DEFAULT_CHECKPOINT)
+    generator, meta, model_id = load_generator(uri, Storage(StorageOptions(endpoint_url=endpoint_url)))
+    chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
+    results = evaluate(
+        val, generator, baseline=baseline, seed=seed, limit=limit, max_side=max_side, sets=chosen
+    )
+    table = Table(title=f"{model_id} on {val}")
+    for column in ("set", "method", "PSNR dB", "worst PSNR dB", "SSIM", "texture"):
+        table.add_column(column, justify="left" if column in ("set", "method") else "right")
+    for name in chosen:
+        for method, scores in results.items():
+            s = scores[name]
+            table.add_row(
+                name, method, f"{s.psnr:.2f}", f"{s.psnr_min:.2f}", f"{s.ssim:.4f}", f"{s.hf_ratio:.3f}"
+            )
+        table.add_section()
+    console.print(table)
+    if json_out:
+        table_json = {
+            m: {k: dataclasses.asdict(v) for k, v in by_set.items()} for m, by_set in results.items()
+        }
+        payload = {
+            "model": uri,
+            "model_id": model_id,
+            "step": meta.step,
+            "val": str(val),
+            "seed": seed,
+            **table_json,
+        }
+        json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+@app.command()
+@user_errors
+def train(
+    data: str = typer.Option(..., help="Clean photos: a manifest .parquet, a folder or an s3:// prefix."),
+    val: Path = typer.Option(..., help="Local folder of clean validation photos."),
+    output: str = typer.Option(..., help="RUN_URI: local folder or s3://bucket/prefix for this run."),
+    workers: int = typer.Option(1, help="Ray Train workers (one per GPU)."),
+    gpu: bool = typer.Option(False, help="Train on GPUs (bf16 autocast)."),
+    steps: int | None = typer.Option(None, help="Total optimisation steps (default: the preset's)."),
+    batch_size: int | None = typer.Option(None, help="Crops per worker per step."),
+    crop: int | None = typer.Option(None, help="Training crop size in pixels."),
+    checkpoint_every: int | None = typer.Option(None, help="Checkpoint and validate every K steps."),
+    time_budget: str | None = typer.Option(
+        None, help="Budget in training wall time (90s, 100m, 2h) instead of steps; the schedule follows it."
+    ),
+    gan_start: float | None = typer.Option(
+        None, help="Fraction of the budget for stage 1 (reconstruction) before the GAN stage; 1 = no GAN."
+    ),
+    lr_generator: float | None = typer.Option(None, help="Stage-1 generator AdamW peak learning rate."),
+    lr_discriminator: float | None = typer.Option(None, help="Stage-2 discriminator learning rate."),
+    ema_decay: float | None = typer.Option(
+        None, help="EMA decay of the exported generator (short runs: lower)."
+    ),
+    mixture: str | None = typer.Option(
+        None, help="Training degradations: blind (default) | light | medium | heavy."
+    ),
+    pool_size: int | None = typer.Option(None, help="Degraded training pairs kept in memory."),
+    preset: str = typer.Option("small", help="Model size preset: tiny, small (default) or large (GPU)."),
+    resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
+    val_limit: int = typer.Option(8, help="Validation photos scored at each checkpoint."),
+    seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster (ray://host:10001 or auto); default: local."
+    ),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+) -> None:
+    """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
+    from model.restoration.config import DegradationConfig
+    from model.restoration.config import preset as get_preset
+    from pipeline.storage import StorageOptions
+    from pipeline.train import TrainJob, parse_duration, train_gan
+
+    cfg = get_preset(preset).with_train(
+        steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every, seed=seed,
+        lr_generator=lr_generator, lr_discriminator=lr_discriminator, ema_decay=ema_decay,
+        time_budget_s=parse_duration(time_budget) if time_budget else None, gan_start=gan_start,
+        pool_size=pool_size,
+    )  # fmt: skip
+    if mixture:
+        cfg = cfg.replace(degradation=DegradationConfig(mixture=mixture))
+    job = TrainJob(
+        data=data,
+        val=str(val),
+        output=output,
+        config=cfg,
+        workers=workers,
+        gpu=gpu,
+        resume=resume,
+        val_limit=val_limit,
+        ray_address=ray_address,
+        storage=StorageOptions(endpoint_url=endpoint_url),
+    )
+    metrics = train_gan(job)
+    console.print(
+        f"step {metrics.get('step')}: val PSNR {metrics.get('val_psnr', float('nan')):.2f} dB; "
+        f"model: {output.rstrip('/')}/model.safetensors"
+    )

@@ -1,0 +1,109 @@
+"""`patina retro eras|render|gallery|evaluate`: period looks (docs/RETRO.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.base import console, retro_app, user_errors
+
+
+@retro_app.command("eras")
+@user_errors
+def retro_eras(
+    name: str | None = typer.Argument(None, help="Print this era's parameters as JSON."),
+) -> None:
+    """List the era presets, or print one era's renderer parameters as JSON (edit it, pass --params)."""
+    from model.retro.eras import ERAS, era
+
+    if name:
+        print(era(name).to_json())
+        return
+    table = Table(title="era presets (model/retro/eras.py, sources in docs/RETRO.md)")
+    for column in ("era", "sensitivity", "grain", "negative mm", "print mm"):
+        table.add_column(column)
+    for key, p in ERAS.items():
+        table.add_row(key, p.sensitivity, f"{p.grain:g}", f"{p.format_mm:g}", f"{p.print_mm:g}")
+    console.print(table)
+
+
+@retro_app.command("render")
+@user_errors
+def retro_render(
+    src: Path = typer.Argument(..., help="Folder of modern photos."),
+    dst: Path = typer.Argument(..., help="Folder for the period prints, <name>.png."),
+    era_name: str | None = typer.Option(None, "--era", help="Era preset (patina retro eras)."),
+    params: Path | None = typer.Option(None, help="Renderer parameters as JSON instead of an era."),
+    seed: int = typer.Option(0, help="Seed of grain and wear: same seed, same prints."),
+) -> None:
+    """Render a folder as period prints with the parametric renderer. Re-running skips images already done."""
+    from model.retro.eras import era
+    from model.retro.params import RetroParams
+    from pipeline.local import stylize_folder
+
+    if (era_name is None) == (params is None):
+        raise ValueError("give exactly one of --era NAME or --params FILE.json")
+    look = era(era_name) if era_name else RetroParams.from_json(params.read_text())
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    for outcome in stylize_folder(src, dst, look, seed):
+        counts[outcome.status] += 1
+        if outcome.error:
+            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
+    console.print(
+        f"rendered {counts['ok']} images as {era_name or params} into {dst} "
+        f"({counts['skipped']} already there, {counts['failed']} failed)",
+        soft_wrap=True,
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@retro_app.command("gallery")
+@user_errors
+def retro_gallery(
+    src: Path = typer.Argument(..., help="Folder of photos."),
+    dst: Path = typer.Argument(..., help="Folder for retro.html and its thumbnails."),
+    eras: str | None = typer.Option(None, help="Comma-separated eras; default: all."),
+    side: int = typer.Option(384, help="Long side of each rendered thumbnail, px."),
+    seed: int = typer.Option(0, help="Seed of grain and wear."),
+) -> None:
+    """An HTML grid: one row per photo, one column per era."""
+    from model.retro.eras import ERAS
+    from pipeline.retro_gallery import write_retro_gallery
+
+    names = [e.strip() for e in eras.split(",")] if eras else list(ERAS)
+    page = write_retro_gallery(src, dst, names, side, seed)
+    console.print(f"wrote {page}")
+
+
+@retro_app.command("evaluate")
+@user_errors
+def retro_evaluate(
+    val: Path = typer.Option(..., help="Folder of photos the looks are scored on."),
+    limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    max_side: int = typer.Option(384, help="Scale photos to this long side first."),
+    seed: int = typer.Option(0, help="Seed of the sampled looks."),
+) -> None:
+    """Score reference-guided transfer where the truth is known (the look of photo A rendered on photo B),
+    for the classical baselines, and how much of each photo's luminance structure every era keeps."""
+    from model.retro.baselines import BASELINES
+    from model.retro.evaluation import content_preservation, load_photos, score_transfer, transfer_set
+
+    photos = load_photos(val, limit, max_side)
+    pairs = transfer_set(photos, seed)
+    table = Table(title=f"look transfer on {len(pairs)} photos of {val} (target: B rendered with A's look)")
+    for column in ("method", "PSNR dB", "worst PSNR dB", "SSIM"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    methods = {"untouched photo": lambda photo, reference: photo, **BASELINES}
+    for name, transfer in methods.items():
+        s = score_transfer(pairs, transfer)
+        table.add_row(name, f"{s['psnr']:.2f}", f"{s['psnr_min']:.2f}", f"{s['ssim']:.4f}")
+    console.print(table)
+    kept = Table(title="content kept: SSIM of the print's luminance against the photo's")
+    kept.add_column("era")
+    kept.add_column("SSIM", justify="right")
+    for name, value in content_preservation(photos, seed).items():
+        kept.add_row(name, f"{value:.3f}")
+    console.print(kept)
