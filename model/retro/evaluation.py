@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.degradation.aging import LUMA
 from model.metrics import psnr, ssim
 from model.retro.eras import ERAS
 from model.retro.params import RetroParams
@@ -90,6 +91,4 @@ def _render(photo: np.ndarray, params: RetroParams, seed: int) -> np.ndarray:
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
-    return np.clip(
-        np.rint(image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)), 0, 255
-    ).astype(np.uint8)
+    return np.clip(np.rint(image.astype(np.float32) @ np.array(LUMA, np.float32)), 0, 255).astype(np.uint8)
