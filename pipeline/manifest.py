@@ -98,7 +98,7 @@ def read_manifest(uri: str, storage: Storage) -> pa.Table:
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
-        raise ManifestError(f"{uri}: not a readable Parquet file ({_one_line(exc)})") from None
+        raise ManifestError(f"{uri}: not a readable Parquet file ({one_line(exc)})") from None
     return validate_manifest(table, uri)
 
 
@@ -262,7 +262,7 @@ def _read_parts(
             part = pq.read_table(pa.BufferReader(storage.read_bytes(uri)), columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise ManifestError(
-                f"{uri}: unreadable result part ({_one_line(exc)}); delete it to redo its rows"
+                f"{uri}: unreadable result part ({one_line(exc)}); delete it to redo its rows"
             ) from None
         return transform(part.cast(pa.schema([RESULT_SCHEMA.field(c) for c in columns])))
 
@@ -284,7 +284,7 @@ def _conform(table: pa.Table) -> pa.Table:
     try:
         part = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({_one_line(exc)})") from None
+        raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({one_line(exc)})") from None
     ids = part["id"]
     _refuse("result rows", "null id", ids, ids.is_null())
     statuses = part["status"]
@@ -341,6 +341,7 @@ def _batched(items: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo
         yield chunk
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line a failed row records: its message's first line, or its type's name."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 from pipeline.formats import DECODE_FORMATS
-from pipeline.manifest import RESULT_SCHEMA
+from pipeline.manifest import RESULT_SCHEMA, one_line
 from pipeline.outputs import WRITERS, output_uri, written_format
 from pipeline.storage import Storage, StorageError
 
@@ -106,7 +106,7 @@ def fetch(batch: Batch, storage: Storage) -> Batch:
             data = storage.read_bytes(uri)
             error = "" if data else "0-byte file"
         except (StorageError, OSError) as exc:
-            data, error = b"", _one_line(exc)
+            data, error = b"", one_line(exc)
         return data, error, _ms_since(start)
 
     with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS, len(uris)))) as pool:
@@ -241,11 +241,11 @@ def encode_and_write(
             dpi = (batch["dpi_x"][i], batch["dpi_y"][i])
             data = _encode(restored, batch["mode"][i], written, batch["exif"][i], batch["icc"][i], dpi)
         except Exception as exc:  # one odd image (EXIF too long for JPEG, ...) must not stop the job
-            return "", f"could not encode as {written}: {_one_line(exc)}", "", _ms_since(start)
+            return "", f"could not encode as {written}: {one_line(exc)}", "", _ms_since(start)
         try:
             storage.write_bytes(target, data, WRITERS[written][1])
         except (StorageError, OSError) as exc:
-            return "", _one_line(exc), "", _ms_since(start)
+            return "", one_line(exc), "", _ms_since(start)
         return target, "", hashlib.sha256(data).hexdigest(), _ms_since(start)
 
     with ThreadPoolExecutor(max_workers=max(1, min(IO_THREADS, len(batch["uri"])))) as pool:
@@ -282,9 +282,9 @@ def _decode_one(data: bytes, max_pixels: int) -> _Decoded:
     except _Unrestorable as exc:
         error = str(exc)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        error = f"{_one_line(exc)} (raise --max-pixels)"
+        error = f"{one_line(exc)} (raise --max-pixels)"
     except Exception as exc:  # corrupt files make Pillow raise almost anything (OSError, ValueError, ...)
-        error = f"truncated or corrupt image: {_one_line(exc)}"
+        error = f"truncated or corrupt image: {one_line(exc)}"
     return _Decoded(_PLACEHOLDER, error=error)
 
 
@@ -408,7 +408,7 @@ def _unidentified(data: bytes) -> str:
             except Exception as exc:
                 if fmt == "TIFF" and str(exc) == "unknown pixel mode":  # valid, but no Pillow mode fits
                     return _tiff_layout(data)
-                return f"truncated or corrupt image: {_one_line(exc)}"
+                return f"truncated or corrupt image: {one_line(exc)}"
     return "not an image (unrecognised format)"
 
 
@@ -665,8 +665,3 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -16,13 +16,14 @@ import torch.nn.functional as F
 LUMA = (0.299, 0.587, 0.114)
 
 
-def _color(values: list[float] | tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+def channel_values(values: list[float] | tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+    """Three per-channel values as a (3, 1, 1) tensor of ``like``'s dtype and device, to broadcast."""
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """(3, H, W) float in [0, 1] -> (1, H, W) luma in [0, 1]."""
-    return (image * _color(LUMA, image)).sum(0, keepdim=True)
+    return (image * channel_values(LUMA, image)).sum(0, keepdim=True)
 
 
 def grayscale(image: torch.Tensor) -> torch.Tensor:
@@ -35,7 +36,7 @@ def fade(image: torch.Tensor, amount: float, level: list[float]) -> torch.Tensor
 
     Blacks lift and whites dull toward the paper, the look of a print whose silver or dyes have thinned.
     """
-    return (image + (_color(level, image) - image) * amount).clamp(0, 1)
+    return (image + (channel_values(level, image) - image) * amount).clamp(0, 1)
 
 
 def yellowing(image: torch.Tensor, strength: float, tint: list[float]) -> torch.Tensor:
@@ -45,7 +46,7 @@ def yellowing(image: torch.Tensor, strength: float, tint: list[float]) -> torch.
     where little image density covers it.
     """
     weight = strength * (0.3 + 0.7 * luminance(image))
-    return (image * (1 + (_color(tint, image) - 1) * weight)).clamp(0, 1)
+    return (image * (1 + (channel_values(tint, image) - 1) * weight)).clamp(0, 1)
 
 
 def sepia(image: torch.Tensor, strength: float, warmth: float) -> torch.Tensor:
@@ -54,7 +55,7 @@ def sepia(image: torch.Tensor, strength: float, warmth: float) -> torch.Tensor:
     Gammas (1 - 0.35 w, 1 + 0.1 w, 1 + 0.8 w) for ``warmth`` w in 0..1 keep paper white and shadows black and
     turn the mid-tones brown, as sulphide toning of a silver print does.
     """
-    gamma = _color((1 - 0.35 * warmth, 1 + 0.1 * warmth, 1 + 0.8 * warmth), image)
+    gamma = channel_values((1 - 0.35 * warmth, 1 + 0.1 * warmth, 1 + 0.8 * warmth), image)
     toned = luminance(image).clamp_min(1e-6).pow(gamma)
     return (image + (toned - image) * strength).clamp(0, 1)
 
@@ -66,7 +67,7 @@ def dye_fade(image: torch.Tensor, cyan: float, magenta: float, yellow: float) ->
     fraction (1 - f) of the dye maps a channel c to c ** (1 - f). A faded cyan dye therefore lets red through
     and gives the familiar red/magenta cast, strongest in the shadows where there was most dye.
     """
-    exponent = _color((1 - cyan, 1 - magenta, 1 - yellow), image)
+    exponent = channel_values((1 - cyan, 1 - magenta, 1 - yellow), image)
     return image.clamp_min(1e-6).pow(exponent).clamp(0, 1)
 
 

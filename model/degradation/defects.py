@@ -18,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from model.degradation.aging import channel_values
+
 # A defect blended in at under 10% is buried under grain and JPEG noise; asking the model to find it would
 # teach it to flag clean texture.
 MASK_THRESHOLD = 0.1
@@ -29,10 +31,6 @@ _PAPER = (0.94, 0.92, 0.86)
 
 def _rand(gen: torch.Generator, like: torch.Tensor, *shape: int) -> torch.Tensor:
     return torch.rand(shape, generator=gen, device=like.device, dtype=like.dtype)
-
-
-def _color(values: list[float] | tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
 def _to_mask(alpha: torch.Tensor) -> torch.Tensor:
@@ -151,8 +149,8 @@ def _stroke_capsules(strokes: list[dict], device: torch.device):
 
 
 def _composite_two(image, alpha, bright_color, dark_color):
-    out = image + (_color(bright_color, image) - image) * alpha[0]
-    out = out + (_color(dark_color, image) - out) * alpha[1]
+    out = image + (channel_values(bright_color, image) - image) * alpha[0]
+    out = out + (channel_values(dark_color, image) - out) * alpha[1]
     return out.clamp(0, 1), _to_mask(alpha.amax(0, keepdim=True))
 
 
@@ -253,7 +251,7 @@ def add_creases(image: torch.Tensor, creases: list[dict], seed: int):
         visible = ((c["crack_cover"] - cover) * 8 + 0.5).clamp(0, 1)
         core = (cw / 2 * swell + 0.5 - (d + jitter).abs()).clamp(0, 1)
         crack = core * visible * fading * c["crack_opacity"]
-        values = values + (_color(_PAPER, image)[:, :, 0] - values) * crack
+        values = values + (channel_values(_PAPER, image)[:, :, 0] - values) * crack
         out.view(3, -1)[:, idx] = values.clamp(0, 1)
         band = bump * min(1.0, c["shade"] / 0.15)  # weak ridges are masked narrower
         flat = alpha.view(-1)
@@ -337,8 +335,8 @@ def add_tears(image: torch.Tensor, tears: list[dict], seed: int):
         # Where the paper split at a slant its white core shows as a wide band; elsewhere it barely shows.
         fibre = (t["fibre"] * torch.exp(0.6 * wobble) + 0.5 - sd).clamp(0, 1) * 0.9
         missing = (0.5 - sd).clamp(0, 1)
-        region = region + (_color(_PAPER, image) - region) * fibre
-        region = region + (_color(t["fill"], image) - region) * missing
+        region = region + (channel_values(_PAPER, image) - region) * fibre
+        region = region + (channel_values(t["fill"], image) - region) * missing
         out[:, ys, xs] = region
         alpha[0, ys, xs] = torch.maximum(alpha[0, ys, xs], torch.maximum(fibre, missing))
     return out.clamp(0, 1), _to_mask(alpha)
@@ -373,7 +371,7 @@ def add_stains(image: torch.Tensor, stains: list[dict], seed: int):
                 (0.5 - sd).clamp(0, 1) * torch.exp(sd.clamp(max=0) / s["ring"]) * s["ring_strength"] * 0.8**i
             )
             ring = torch.maximum(ring, line)
-        tint = _color(s["tint"], image)
+        tint = channel_values(s["tint"], image)
         region = region + (region * tint - region) * interior
         region = region + (region * tint**1.5 * 0.85 - region) * ring
         out[:, ys, xs] = region
