@@ -30,8 +30,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.checkpoints import DEFAULT_CHECKPOINT
-from pipeline.config import PipelineConfig
-from pipeline.run import RestoreJob, restore_archive
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import RestoreJob, restore_archive
 
 PER_FOLDER = 1000  # scans per folder, as archives store boxes of prints
 

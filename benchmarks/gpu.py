@@ -132,7 +132,7 @@ def restore(device: torch.device, quick: bool, ceiling: float | None) -> dict:
         import ray  # noqa: F401
 
         from benchmarks.restore import make_images, naive, pipeline, start_ray
-        from pipeline.config import PipelineConfig
+        from pipeline.batch.config import PipelineConfig
         from pipeline.manifest import build_manifest
         from pipeline.storage import Storage
     except ImportError as exc:

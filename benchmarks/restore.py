@@ -25,10 +25,10 @@ from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
 from model.restoration.config import preset
 from model.restoration.generator import Generator
 from model.restoration.inference import restore_tensor
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.restorer import Restorer
+from pipeline.batch.run import RestoreJob, restore_archive
 from pipeline.manifest import build_manifest
-from pipeline.restorer import Restorer
-from pipeline.run import RestoreJob, restore_archive
 from pipeline.storage import Storage
 
 

@@ -19,7 +19,7 @@ import torch
 
 from model.restoration.config import preset
 from model.restoration.gan import RestorationGAN, default_autocast
-from pipeline.train_data import PairPool
+from pipeline.training.data import PairPool
 
 
 def _photos() -> list[np.ndarray]:

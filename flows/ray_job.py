@@ -21,8 +21,8 @@ import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from flows.retry import RayJobFailed
+from pipeline.batch.run import Progress, RestoreJob, RunSummary, failure_reason
 from pipeline.manifest import plan_remaining, read_manifest, read_results
-from pipeline.run import Progress, RestoreJob, RunSummary, failure_reason
 from pipeline.storage import Storage, StorageError
 
 POLL_S = 5.0

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
-from pipeline.run import RunSummary
+from pipeline.batch.run import RunSummary
 from pipeline.storage import Storage
 
 THUMB_PX = 160

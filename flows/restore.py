@@ -29,10 +29,10 @@ from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
 from model.checkpoints import DEFAULT_CHECKPOINT
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.outputs import check_output_prefix
+from pipeline.batch.run import Progress, RestoreJob, RunSummary, model_identity, restore_archive
 from pipeline.manifest import plan_remaining, read_manifest
-from pipeline.outputs import check_output_prefix
-from pipeline.run import Progress, RestoreJob, RunSummary, model_identity, restore_archive
 from pipeline.storage import Storage, StorageOptions
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast

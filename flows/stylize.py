@@ -11,10 +11,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.report import summary_markdown, summary_table
 from flows.restore import plan, restore
-from pipeline.config import PipelineConfig
-from pipeline.run import RestoreJob
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import RestoreJob
+from pipeline.batch.stylizer import ERA_SCHEME
 from pipeline.storage import Storage, StorageOptions
-from pipeline.stylizer import ERA_SCHEME
 
 
 @flow(name="stylize-archive", log_prints=True)

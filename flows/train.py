@@ -18,9 +18,9 @@ from prefect.runtime import task_run
 
 from flows.retry import infrastructure_error
 from model.restoration.config import preset as get_preset
-from pipeline.registry import Decision, decide
 from pipeline.storage import Storage, StorageOptions
-from pipeline.train import TrainJob, parse_duration, train_gan
+from pipeline.training.driver import TrainJob, parse_duration, train_gan
+from pipeline.training.registry import Decision, decide
 
 
 @task(retries=1, retry_delay_seconds=30, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)

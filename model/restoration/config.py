@@ -84,7 +84,7 @@ class TrainConfig:
     steps: int = 20_000
     time_budget_s: float | None = None
     checkpoint_every: int = 500
-    pool_size: int = 1024  # degraded pairs kept in memory (see pipeline/train_data.PairPool)
+    pool_size: int = 1024  # degraded pairs kept in memory (see pipeline/training/data.PairPool)
     pool_refresh: int = 2  # new pairs rendered per step, in the background, replacing the oldest
     seed: int = 0
 

@@ -42,8 +42,8 @@ def image_context(generator: Generator, image: torch.Tensor) -> torch.Tensor | N
 def tile_restorer(
     generator: Generator, image: torch.Tensor, autocast_dtype: torch.dtype | None = None
 ) -> RestoreBatch:
-    """``restore_batch`` for ``pipeline.tiling.restore_tiled`` on tiles of ``image`` (3, H, W) in [0, 1]:
-    every tile is restored with the whole image's tone context, so tiled equals untiled (a tile's own
+    """``restore_batch`` for ``pipeline.batch.tiling.restore_tiled`` on tiles of ``image`` (3, H, W) in
+    [0, 1]: every tile is restored with the whole image's tone context, so tiled equals untiled (a tile's own
     statistics would give each tile its own colour correction: seams)."""
     context = image_context(generator, image[None])
 

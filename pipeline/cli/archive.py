@@ -55,8 +55,8 @@ def restore(
 ) -> None:
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
     from model.checkpoints import DEFAULT_CHECKPOINT
-    from pipeline.config import PipelineConfig
-    from pipeline.run import RestoreJob
+    from pipeline.batch.config import PipelineConfig
+    from pipeline.batch.run import RestoreJob
     from pipeline.storage import StorageOptions
 
     job = RestoreJob(
@@ -82,8 +82,8 @@ def restore(
 
 def _run_archive(job: Any, done: str) -> None:
     """Run an archive job (restore or stylize) with a progress bar and print its summary."""
-    from pipeline.progress import progress_reporter
-    from pipeline.run import restore_archive
+    from pipeline.batch.run import restore_archive
+    from pipeline.cli.progress import progress_reporter
 
     with progress_reporter(console) as report:
         summary = restore_archive(job, on_progress=report)
@@ -120,10 +120,10 @@ def stylize(
 ) -> None:
     """Render every image of a manifest as a period print of ERA under OUTPUT: the restore job's pipeline
     (resumable, never writes outside OUTPUT), with the era recorded as the model of every result row."""
-    from pipeline.config import PipelineConfig
-    from pipeline.run import RestoreJob
+    from pipeline.batch.config import PipelineConfig
+    from pipeline.batch.run import RestoreJob
+    from pipeline.batch.stylizer import ERA_SCHEME
     from pipeline.storage import StorageOptions
-    from pipeline.stylizer import ERA_SCHEME
 
     job = RestoreJob(
         manifest=manifest,
@@ -168,7 +168,7 @@ def demo(
 ) -> None:
     """Build a small degraded archive from scikit-image's sample photos, restore it with the batch pipeline
     (local Ray, local folders) and write gallery.html."""
-    from pipeline.demo import run_demo
+    from pipeline.tools.demo import run_demo
 
     summary, scores, description, page = run_demo(output, model, seed=seed)
     table = Table(title=f"patina demo: {description}")

@@ -20,7 +20,7 @@ def degrade(
     seed: int = typer.Option(0, help="Same seed, same bytes."),
 ) -> None:
     """Write synthetic old-photo versions of clean photos: <name>.png, <name>.clean.png, <name>.mask.png."""
-    from pipeline.local import degrade_folder
+    from pipeline.tools.folders import degrade_folder
 
     count = sum(1 for _ in degrade_folder(src, dst, preset, seed))
     console.print(f"degraded {count} images ({preset}, seed {seed}) into {dst}")
@@ -34,7 +34,7 @@ def baseline(
 ) -> None:
     """Restore a folder without a GAN: impulse-noise median, non-local means, scratch and dust inpainting,
     tone and black point. The classical bar the model must clear. Re-running skips images already done."""
-    from pipeline.local import baseline_folder
+    from pipeline.tools.folders import baseline_folder
 
     counts = {"ok": 0, "skipped": 0, "failed": 0}
     for outcome in baseline_folder(src, dst):
@@ -61,7 +61,7 @@ def evaluate(
     ),
 ) -> None:
     """Print PSNR, SSIM (and defect-mask IoU) per image and their means."""
-    from pipeline.local import evaluate_folders
+    from pipeline.tools.folders import evaluate_folders
 
     scores = evaluate_folders(restored, clean, pred_masks, true_masks)
     with_iou = scores[0].mask_iou is not None

@@ -120,7 +120,7 @@ def train(
     from model.restoration.config import DegradationConfig
     from model.restoration.config import preset as get_preset
     from pipeline.storage import StorageOptions
-    from pipeline.train import TrainJob, parse_duration, train_gan
+    from pipeline.training.driver import TrainJob, parse_duration, train_gan
 
     cfg = get_preset(preset).with_train(
         steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every, seed=seed,

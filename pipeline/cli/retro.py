@@ -41,7 +41,7 @@ def retro_render(
     """Render a folder as period prints with the parametric renderer. Re-running skips images already done."""
     from model.retro.eras import era
     from model.retro.params import RetroParams
-    from pipeline.local import stylize_folder
+    from pipeline.tools.folders import stylize_folder
 
     if (era_name is None) == (params is None):
         raise ValueError("give exactly one of --era NAME or --params FILE.json")
@@ -71,7 +71,7 @@ def retro_gallery(
 ) -> None:
     """An HTML grid: one row per photo, one column per era."""
     from model.retro.eras import ERAS
-    from pipeline.retro_gallery import write_retro_gallery
+    from pipeline.tools.retro_gallery import write_retro_gallery
 
     names = [e.strip() for e in eras.split(",")] if eras else list(ERAS)
     page = write_retro_gallery(src, dst, names, side, seed)

@@ -12,7 +12,7 @@ from ray.cluster_utils import Cluster
 
 from flows.ray_job import restore_command
 from flows.restore import restore_archive_flow
-from pipeline.run import RestoreJob
+from pipeline.batch.run import RestoreJob
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

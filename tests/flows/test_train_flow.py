@@ -10,7 +10,7 @@ import skimage.data
 from PIL import Image
 
 from flows.train import train_gan_flow
-from pipeline.registry import decide
+from pipeline.training.registry import decide
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "ray_local")
 

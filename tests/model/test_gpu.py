@@ -17,7 +17,7 @@ pytestmark = pytest.mark.gpu
 def test_cuda_bf16_restoration_matches_cpu_fp32(photo):
     # Same shipped weights, same photo: CUDA (bf16 autocast, channels_last) within a grey level or so of
     # CPU fp32 on average, tiles and all.
-    from pipeline.restorer import Restorer
+    from pipeline.batch.restorer import Restorer
 
     pixels = np.asarray(photo.resize((300, 220)).convert("RGB"))
     gpu = Restorer(str(DEFAULT_CHECKPOINT), device="cuda", tile=128, overlap=16)

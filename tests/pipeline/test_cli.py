@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.local import evaluate_folders
+from pipeline.tools.folders import evaluate_folders
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from skimage import data
 from stage_batches import restore
 
-from pipeline.stages import decode, encode_and_write, fetch
+from pipeline.batch.stages import decode, encode_and_write, fetch
 from pipeline.storage import Storage
 
 GRAY_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile; gray tested below

@@ -3,7 +3,7 @@
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.demo import run_demo
+from pipeline.tools.demo import run_demo
 
 SAMPLES = (("camera", "heavy"), ("chelsea", "medium"))
 

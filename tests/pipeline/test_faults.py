@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import Progress, RestoreJob, restore_archive
 from pipeline.manifest import read_results
-from pipeline.run import Progress, RestoreJob, restore_archive
 from pipeline.storage import StorageOptions
 
 ROWS = 12

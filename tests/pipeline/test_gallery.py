@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.gallery import write_gallery
 from pipeline.manifest import RESULT_SCHEMA
+from pipeline.tools.gallery import write_gallery
 
 EVIL_ERROR = "<script>alert('x')</script> cannot identify image file"
 

@@ -12,9 +12,9 @@ import ray
 from PIL import Image
 from ray.cluster_utils import Cluster
 
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import Progress, RestoreJob, restore_actors, restore_archive
 from pipeline.manifest import read_results
-from pipeline.run import Progress, RestoreJob, restore_actors, restore_archive
 from pipeline.storage import Storage
 
 ROWS = 32

@@ -18,7 +18,7 @@ from PIL import Image, ImageCms, ImageOps
 from skimage import data
 from stage_batches import manifest, restore
 
-from pipeline.stages import decode, encode_and_write, fetch, image_at
+from pipeline.batch.stages import decode, encode_and_write, fetch, image_at
 from pipeline.storage import Storage
 
 MODEL = "patina-test-v1"
@@ -237,7 +237,7 @@ def test_16_bit_colour_converts_between_png_and_tiff_at_full_depth(tmp_path, cha
 
 @pytest.mark.parametrize("channels", [2, 3, 4])
 def test_16_bit_colour_through_the_model_comes_out_16_bit(tmp_path, tiny_checkpoint, channels):
-    from pipeline.restorer import Restorer
+    from pipeline.batch.restorer import Restorer
 
     pixels = deep(channels)
     src = write(tmp_path / "in" / "deep.png", png16(pixels))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.outputs import check_output_prefix, identity, plan_collisions
+from pipeline.batch.outputs import check_output_prefix, identity, plan_collisions
 
 
 def uris(*values: str) -> pa.Array:

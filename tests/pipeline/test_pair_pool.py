@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 import torch
 
-from pipeline.train_data import PairPool
+from pipeline.training.data import PairPool
 
 
 @pytest.fixture(scope="module")

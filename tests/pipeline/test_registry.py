@@ -7,8 +7,8 @@ import shutil
 
 from PIL import Image
 
-from pipeline.registry import decide
 from pipeline.storage import Storage
+from pipeline.training.registry import decide
 
 
 def test_a_tie_keeps_the_current_model(tmp_path, photo, tiny_checkpoint):

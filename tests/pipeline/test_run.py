@@ -15,9 +15,9 @@ import torch
 from PIL import Image, ImageCms
 
 from model.checkpoints import DEFAULT_CHECKPOINT
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import RestoreJob, restore_archive
 from pipeline.manifest import read_results
-from pipeline.run import RestoreJob, restore_archive
 from pipeline.storage import StorageOptions
 
 MAX_PIXELS = 100_000
@@ -194,7 +194,7 @@ def test_refuses_output_inside_input(s3_server, ray_local, archive):
     ],
 )
 def test_failure_reasons_group_errors_by_kind(error, reason):
-    from pipeline.run import failure_reason
+    from pipeline.batch.run import failure_reason
 
     assert failure_reason(error) == reason
 
@@ -205,8 +205,8 @@ def test_a_model_swapped_after_planning_fails_the_rows_with_one_model_id(ray_loc
     from model.checkpoints import CheckpointError, checkpoint_id, decode_checkpoint, save_generator
     from model.restoration.config import tiny
     from model.restoration.generator import Generator
-    from pipeline.restorer import Restorer
-    from pipeline.run import build_dataset
+    from pipeline.batch.restorer import Restorer
+    from pipeline.batch.run import build_dataset
     from pipeline.storage import Storage
 
     model = tmp_path / "latest.safetensors"
@@ -230,7 +230,7 @@ def test_a_model_swapped_after_planning_fails_the_rows_with_one_model_id(ray_loc
 
 
 def test_a_model_deleted_after_planning_fails_the_rows_with_the_reason(tmp_path, tiny_checkpoint):
-    from pipeline.restorer import Restorer
+    from pipeline.batch.restorer import Restorer
 
     restorer = Restorer(
         str(tmp_path / "gone.safetensors"), device="cpu", expected_id="tiny-step7-000000000000"
@@ -245,7 +245,7 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
     from model.checkpoints import load_generator
     from model.degradation.engine import degrade_image
     from model.restoration.inference import tile_restorer
-    from pipeline.tiling import restore_tiled
+    from pipeline.batch.tiling import restore_tiled
 
     folder = tmp_path / "scans"
     folder.mkdir()
@@ -280,8 +280,8 @@ def test_stage_outputs_concatenate_whatever_rows_share_a_block(ray_local, tmp_pa
     # Ray concatenates the outputs of several batches into one block whenever it likes (how often depends on
     # scheduling), so every column must have one Arrow type whatever image a row holds. With one-row batches
     # over one block this concatenation happens every time: 8-bit RGB, 16-bit gray, RGBA and a failed row.
-    from pipeline.restorer import Restorer
-    from pipeline.stages import decode, encode_and_write, fetch
+    from pipeline.batch.restorer import Restorer
+    from pipeline.batch.stages import decode, encode_and_write, fetch
     from pipeline.storage import Storage
 
     small = photo.resize((40, 30))
@@ -330,7 +330,7 @@ def test_originals_and_other_rows_outputs_are_never_written(ray_local, tmp_path,
     # and a.jpg beside a.jpg.png with --format png (a.jpg's output would have been a.jpg.png's).
     import hashlib
 
-    from pipeline.outputs import check_output_prefix
+    from pipeline.batch.outputs import check_output_prefix
 
     scans, other = tmp_path / "archive" / "scans", tmp_path / "archive" / "other" / "box"
     scans.mkdir(parents=True)

@@ -14,9 +14,9 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 from skimage import data
 from stage_batches import column, manifest, restore
 
+from pipeline.batch.outputs import output_uri
+from pipeline.batch.stages import decode, encode_and_write, fetch, image_at
 from pipeline.manifest import RESULT_SCHEMA, read_results, write_result_part
-from pipeline.outputs import output_uri
-from pipeline.stages import decode, encode_and_write, fetch, image_at
 from pipeline.storage import Storage
 
 MODEL = "patina-test-v1"

@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from model.retro.eras import era
 from model.retro.render import render
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import RestoreJob, restore_archive
+from pipeline.batch.stages import image_at, images_column
+from pipeline.batch.stylizer import Stylizer, era_model_id
 from pipeline.cli import app
-from pipeline.config import PipelineConfig
-from pipeline.run import RestoreJob, restore_archive
-from pipeline.stages import image_at, images_column
 from pipeline.storage import StorageOptions
-from pipeline.stylizer import Stylizer, era_model_id
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from PIL import Image
 from model.restoration.config import tiny
 from model.restoration.generator import Generator
 from model.restoration.inference import restore_tensor, tile_restorer
-from pipeline.tiling import restore_tiled, tile_boxes, tile_starts
+from pipeline.batch.tiling import restore_tiled, tile_boxes, tile_starts
 
 
 @pytest.mark.parametrize(("height", "width"), [(500, 700), (512, 512), (97, 131), (1, 1000)])

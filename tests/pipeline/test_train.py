@@ -16,9 +16,9 @@ from PIL import Image
 
 from model.checkpoints import decode_checkpoint, load_checkpoint
 from model.restoration.config import tiny
-from pipeline.restorer import Restorer
+from pipeline.batch.restorer import Restorer
 from pipeline.storage import StorageOptions
-from pipeline.train import TRAIN_FILE, TrainJob, train_gan
+from pipeline.training.driver import TRAIN_FILE, TrainJob, train_gan
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -128,7 +128,7 @@ def test_ranks_shard_the_photos_disjointly_and_completely(ray_local, photo_folde
     # Each worker keeps the rows whose index % world_size == rank: together the workers see every photo
     # once, whatever order Ray delivered the batches in.
     from pipeline.storage import Storage
-    from pipeline.train_data import clean_dataset, worker_photos
+    from pipeline.training.data import clean_dataset, worker_photos
 
     ds = clean_dataset(str(photo_folders / "train"), Storage()).materialize()
     shards = [worker_photos(ds, rank, 3) for rank in range(3)]
@@ -206,7 +206,7 @@ def test_the_resume_fallback_takes_this_runs_newest_whole_checkpoint(tmp_path):
 
     from model.checkpoints import CheckpointMeta, save_checkpoint
     from pipeline.storage import Storage
-    from pipeline.train import _latest_run_checkpoint
+    from pipeline.training.driver import _latest_run_checkpoint
 
     def write(path: Path, step: int) -> None:
         meta = CheckpointMeta(config=tiny(), kind="training", step=step, extra={})

@@ -45,7 +45,7 @@ from model.restoration.gan import RestorationGAN, default_autocast, stage_of
 from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
-from pipeline.train_data import PairPool, clean_dataset, worker_photos
+from pipeline.training.data import PairPool, clean_dataset, worker_photos
 
 TRAIN_FILE = "train.safetensors"
 SHIP_TOLERANCE_DB = 0.1

@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
+from pipeline.batch.outputs import WRITERS, output_uri, written_format
 from pipeline.formats import DECODE_FORMATS
 from pipeline.manifest import RESULT_SCHEMA, one_line
-from pipeline.outputs import WRITERS, output_uri, written_format
 from pipeline.storage import Storage, StorageError
 
 Batch = dict[str, np.ndarray]

@@ -14,9 +14,9 @@ import torch
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
 from model.degradation.aging import LUMA
 from model.restoration.inference import tile_restorer
-from pipeline.stages import image_at, images_column
+from pipeline.batch.stages import image_at, images_column
+from pipeline.batch.tiling import restore_tiled
 from pipeline.storage import Storage, StorageError
-from pipeline.tiling import restore_tiled
 
 DEFECT_THRESHOLD = 0.5  # a pixel counts towards defect coverage when its defect probability exceeds this
 _NO_PIXELS = np.zeros((0, 0, 0), np.uint8)  # a failed row's restored image

@@ -26,9 +26,9 @@ from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, t
 from model.metrics import psnr, ssim
 from model.restoration.config import small
 from model.restoration.generator import Generator
-from pipeline.config import PipelineConfig
-from pipeline.gallery import write_gallery
-from pipeline.run import RestoreJob, RunSummary, restore_archive
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.run import RestoreJob, RunSummary, restore_archive
+from pipeline.tools.gallery import write_gallery
 
 # (scikit-image sample, severity). Every sample appears at two severities.
 SAMPLES = tuple(

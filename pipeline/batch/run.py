@@ -22,7 +22,11 @@ import pyarrow.compute as pc
 import ray
 
 from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint
-from pipeline.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig
+from pipeline.batch.outputs import check_output_prefix, plan_collisions
+from pipeline.batch.restorer import Restorer
+from pipeline.batch.stages import decode, encode_and_write, fetch
+from pipeline.batch.stylizer import Stylizer, era_model_id, era_name
 from pipeline.manifest import (
     RESULT_SCHEMA,
     finalize_results,
@@ -31,11 +35,7 @@ from pipeline.manifest import (
     read_results,
     write_result_part,
 )
-from pipeline.outputs import check_output_prefix, plan_collisions
-from pipeline.restorer import Restorer
-from pipeline.stages import decode, encode_and_write, fetch
 from pipeline.storage import Storage, StorageOptions
-from pipeline.stylizer import Stylizer, era_model_id, era_name
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,9 @@ def build_dataset(
 
 
 def model_identity(model: str, storage: Storage) -> str:
-    """The id results record for ``model``: a checkpoint's content id, or an era preset's
-    (``era:NAME``, see pipeline/stylizer.py). Reading it validates the model before anything starts: a bad
-    checkpoint or era name is one clear error, not N failed rows."""
+    """The id results record for ``model``: a checkpoint's content id, or an era preset's (``era:NAME``,
+    see pipeline/batch/stylizer.py). Reading it validates the model before anything starts: a bad checkpoint
+    or era name is one clear error, not N failed rows."""
     era = era_name(model)
     if era:
         return era_model_id(era)

@@ -15,8 +15,8 @@ import torch
 
 from model.retro.eras import era
 from model.retro.render import render
-from pipeline.restorer import ImageActor, colour_tensor, like_pixels, pick_device
-from pipeline.stages import image_at
+from pipeline.batch.restorer import ImageActor, colour_tensor, like_pixels, pick_device
+from pipeline.batch.stages import image_at
 
 ERA_SCHEME = "era:"  # --model era:NAME selects an era preset instead of a checkpoint
 

@@ -12,8 +12,8 @@ from PIL import Image, ImageOps
 from model.degradation.engine import image_to_tensor, tensor_to_image
 from model.retro.eras import era
 from model.retro.render import render
-from pipeline.gallery import PAGE_CSS, THUMBS_DIR
-from pipeline.local import image_seed, list_images
+from pipeline.tools.folders import image_seed, list_images
+from pipeline.tools.gallery import PAGE_CSS, THUMBS_DIR
 
 PAGE_FILE = "retro.html"
 

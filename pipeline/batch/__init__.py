@@ -1,0 +1,1 @@
+"""The archive job: manifest -> fetch -> decode -> restore or stylize actors -> encode and write."""

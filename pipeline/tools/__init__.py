@@ -1,0 +1,1 @@
+"""Tools for people looking at results: folder tools, galleries, the demo."""

@@ -1,0 +1,1 @@
+"""Ray Train training of the generator families, their training data and the model registry."""
