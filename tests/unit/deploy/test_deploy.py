@@ -19,7 +19,7 @@ from prefect import Flow
 from flows.serve import FLOWS, _check_parameters, load_schedules
 from pipeline.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 LOCK = dict(
     line.split("==", 1)

@@ -18,7 +18,7 @@ from prefect.settings import PREFECT_API_URL
 from flows.serve import load_schedules, register
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _schedules(tmp_path: Path, body: str) -> Path:
