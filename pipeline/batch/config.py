@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.batch.outputs import OUTPUT_FORMATS
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -23,7 +25,7 @@ class PipelineConfig:
         for name in ("tiles_per_batch", "batch_size", "max_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.output_format not in ("same", "png", "jpeg", "tiff", "webp"):
+        if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(
-                f"unknown output format {self.output_format!r}; choose same, png, jpeg, tiff or webp"
+                f"unknown output format {self.output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
             )
