@@ -439,6 +439,21 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[0] if t.shape[0] == 1 else array.transpose(1, 2, 0))
 
 
+GREY_MODES = ("L", "LA", "I", "I;16", "1")
+
+
+def like_source(out: Image.Image, source: Image.Image) -> Image.Image:
+    """``out`` (RGB or L, a processed copy of ``source``) in ``source``'s kind of mode: grayscale stays
+    grayscale, and ``source``'s alpha is carried over untouched."""
+    if source.mode in GREY_MODES and out.mode != "L":
+        out = out.convert("L")
+    if source.mode in ("RGBA", "LA", "PA") or (source.mode == "P" and "transparency" in source.info):
+        alpha = source.convert("RGBA").getchannel("A")
+        out = out.convert("LA" if out.mode == "L" else "RGBA")
+        out.putalpha(alpha)
+    return out
+
+
 def degrade_image(
     image: Image.Image, severity: str = "medium", seed: int = 0
 ) -> tuple[Image.Image, Image.Image, Image.Image]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from model.degradation.engine import image_to_tensor, tensor_to_image
+from model.degradation.engine import image_to_tensor, like_source, tensor_to_image
 from model.restoration.generator import Generator, tone_context
 
 RestoreBatch = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -62,11 +62,4 @@ def restore_image(generator: Generator, image: Image.Image) -> tuple[Image.Image
     device = next(generator.parameters()).device
     degraded = image_to_tensor(image).unsqueeze(0).to(device)  # (1, 3, H, W)
     restored, mask = restore_tensor(generator, degraded)
-    out = tensor_to_image(restored[0].cpu())
-    if image.mode in ("L", "LA", "I", "I;16", "1"):
-        out = out.convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        alpha = image.convert("RGBA").getchannel("A")
-        out = out.convert("LA" if out.mode == "L" else "RGBA")
-        out.putalpha(alpha)
-    return out, tensor_to_image(mask[0].cpu())
+    return like_source(tensor_to_image(restored[0].cpu()), image), tensor_to_image(mask[0].cpu())

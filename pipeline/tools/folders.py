@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.degradation.engine import (
+    GREY_MODES,
+    apply_plan,
+    image_to_tensor,
+    like_source,
+    sample_plan,
+    tensor_to_image,
+)
 from model.metrics import mask_iou, psnr, ssim
 from model.restoration.baseline import restore_classical
 from pipeline.formats import IMAGE_EXTENSIONS
@@ -130,13 +137,9 @@ def map_folder(
 
 
 def _baseline_image(image: Image.Image) -> Image.Image:
-    gray = image.mode in ("L", "LA", "I", "I;16", "1")
+    gray = image.mode in GREY_MODES
     pixels = np.asarray(image_to_tensor(image).mul(255).round().byte().permute(1, 2, 0).numpy())
-    out = Image.fromarray(restore_classical(pixels[..., 0] if gray else pixels))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        out = out.convert("LA" if gray else "RGBA")
-        out.putalpha(image.convert("RGBA").getchannel("A"))
-    return out
+    return like_source(Image.fromarray(restore_classical(pixels[..., 0] if gray else pixels)), image)
 
 
 @dataclass(frozen=True)
