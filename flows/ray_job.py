@@ -21,7 +21,7 @@ import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from flows.retry import RayJobFailed
-from pipeline.batch.run import Progress, RestoreJob, RunSummary, failure_reason
+from pipeline.batch.run import RestoreJob, RunProgress, RunSummary, failure_reason
 from pipeline.manifest import plan_remaining, read_manifest, read_results
 from pipeline.storage import Storage, StorageError
 
@@ -45,7 +45,7 @@ def restore_command(job: RestoreJob) -> list[str]:
 
 
 def submit_restore(
-    job: RestoreJob, job_server: str, on_progress: Callable[[Progress], None] | None = None,
+    job: RestoreJob, job_server: str, on_progress: Callable[[RunProgress], None] | None = None,
     poll_s: float = POLL_S,
 ) -> RunSummary:  # fmt: skip
     """Submit ``job`` to the Ray job server at ``job_server`` (http://head:8265), wait for it, summarise."""
@@ -53,7 +53,7 @@ def submit_restore(
     manifest = read_manifest(job.manifest, storage)
     before = plan_remaining(manifest, job.output, storage)
     to_do = before.todo.num_rows if job.limit is None else min(job.limit, before.todo.num_rows)
-    progress = Progress(total=before.total, already_done=before.done, to_do=to_do)
+    progress = RunProgress(total=before.total, already_done=before.done, to_do=to_do)
     client = JobSubmissionClient(job_server)
     rows_before = read_results(job.output, storage, columns=["status"]).num_rows
     # A job for this output still running (the flow run before this one crashed, or this is a retry): watch

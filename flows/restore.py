@@ -31,7 +31,7 @@ from flows.retry import infrastructure_error
 from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.outputs import check_output_prefix
-from pipeline.batch.run import Progress, RestoreJob, RunSummary, model_identity, restore_archive
+from pipeline.batch.run import RestoreJob, RunProgress, RunSummary, model_identity, restore_archive
 from pipeline.manifest import plan_remaining, read_manifest
 from pipeline.storage import Storage, StorageOptions
 
@@ -63,7 +63,7 @@ def restore(job: RestoreJob, job_server: str | None = None) -> RunSummary:
     )
     last = [0.0]
 
-    def report(p: Progress) -> None:
+    def report(p: RunProgress) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or p.processed == p.to_do:
             last[0] = now
@@ -130,7 +130,7 @@ def _percent(processed: int, to_do: int) -> float:
     return 100.0 if to_do == 0 else round(100.0 * processed / to_do, 2)
 
 
-def _describe(p: Progress) -> str:
+def _describe(p: RunProgress) -> str:
     return (
         f"{p.processed:,} of {p.to_do:,} rows this run ({p.ok:,} ok, {p.failed:,} failed); "
         f"{p.already_done:,} of {p.total:,} were already done; {p.images_per_second:.2f} images/s"

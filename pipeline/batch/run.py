@@ -55,7 +55,7 @@ class RestoreJob:
 
 
 @dataclass
-class Progress:
+class RunProgress:
     total: int  # rows in the manifest
     already_done: int  # ok before this run started
     to_do: int  # rows this run will attempt
@@ -163,7 +163,7 @@ def model_identity(model: str, storage: Storage) -> str:
     return checkpoint_id(model_bytes, decode_checkpoint(model_bytes, model)[1])
 
 
-def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] | None = None) -> RunSummary:
     """Restore every manifest row not yet ok under ``job.output`` and write ``results.parquet`` there."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
@@ -174,7 +174,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[Progress], None] | N
     todo = plan.todo.select(["id", "uri"])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)
-    progress = Progress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
+    progress = RunProgress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)
     failures: Counter[str] = Counter()
     todo = _refuse_collisions(manifest, todo, job, storage, model_id, progress, failures)
     storage.remove_stale_temp_files(job.output)  # left by a run killed mid-write
@@ -209,7 +209,7 @@ def _refuse_collisions(
     job: RestoreJob,
     storage: Storage,
     model_id: str,
-    progress: Progress,
+    progress: RunProgress,
     failures: Counter[str],
 ) -> pa.Table:
     """Record as failed, before any work, the rows to do whose output would land on an original or on
@@ -288,9 +288,9 @@ def _drive(
     ds: ray.data.Dataset,
     job: RestoreJob,
     storage: Storage,
-    progress: Progress,
+    progress: RunProgress,
     failures: Counter[str],
-    on_progress: Callable[[Progress], None] | None,
+    on_progress: Callable[[RunProgress], None] | None,
 ) -> None:
     pending: list[pa.Table] = []
     last_flush = time.monotonic()

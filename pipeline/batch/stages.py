@@ -38,7 +38,7 @@ from pipeline.formats import DECODE_FORMATS
 from pipeline.manifest import RESULT_SCHEMA, one_line
 from pipeline.storage import Storage, StorageError
 
-Batch = dict[str, np.ndarray]
+Columns = dict[str, np.ndarray]  # one Ray Data batch in numpy format: column name -> values
 
 IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transient errors itself
 
@@ -94,7 +94,7 @@ _NOT_EXIF = {
 # fmt: on
 
 
-def fetch(batch: Batch, storage: Storage) -> Batch:
+def fetch(batch: Columns, storage: Storage) -> Columns:
     """Read each row's ``uri``. Adds ``data`` (bytes; b"" when failed), ``input_etag`` (sha256 hex of the
     bytes, for every source: S3 ETags of multipart uploads are no content hash, local files have none),
     ``error`` and ``elapsed_ms``; other columns pass through. Reads run concurrently in a few threads."""
@@ -143,7 +143,7 @@ def images_column(images: Sequence[np.ndarray]) -> np.ndarray:
     return _objects([np.ascontiguousarray(image).tobytes() for image in images])
 
 
-def image_at(batch: Batch, i: int, column: str = "pixels") -> np.ndarray:
+def image_at(batch: Columns, i: int, column: str = "pixels") -> np.ndarray:
     """Row ``i`` of an images column as HxWxC: uint16 where ``bit_depth`` is 16, else uint8, with the row's
     ``height``, ``width`` and ``channels`` (all 0 for a failed row). Read-only: it is a view of the bytes."""
     dtype = np.dtype(np.uint16 if int(batch["bit_depth"][i]) == 16 else np.uint8)
@@ -156,7 +156,7 @@ def image_at(batch: Batch, i: int, column: str = "pixels") -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(shape)
 
 
-def decode(batch: Batch, max_pixels: int) -> Batch:
+def decode(batch: Columns, max_pixels: int) -> Columns:
     """Decode fetch's ``data`` (dropped from the output) into ``pixels``, an images column (``image_at`` reads
     row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16-bit and 32-bit
     inputs, uint16 (0..65535)), with ``channels`` and ``bit_depth`` (8 or 16).
@@ -211,8 +211,8 @@ def decode(batch: Batch, max_pixels: int) -> Batch:
 
 
 def encode_and_write(
-    batch: Batch, output_prefix: str, output_format: str, storage: Storage, model_id: str
-) -> Batch:
+    batch: Columns, output_prefix: str, output_format: str, storage: Storage, model_id: str
+) -> Columns:
     """Encode each ok row's ``restored`` pixels (decode's layout, read by ``bit_depth``) and write them
     atomically to output_uri(...); return exactly the RESULT_SCHEMA columns, in its order.
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import Progress, RestoreJob, restore_archive
+from pipeline.batch.run import RestoreJob, RunProgress, restore_archive
 from pipeline.manifest import read_results
 from pipeline.storage import StorageOptions
 
@@ -21,7 +21,7 @@ def _outage_after_first_batch(proxy, seconds: float):
     """on_progress hook: take S3 down when the first rows are done, and back up ``seconds`` later."""
     started = threading.Event()
 
-    def hook(progress: Progress) -> None:
+    def hook(progress: RunProgress) -> None:
         if progress.processed and not started.is_set():
             started.set()
             proxy.outage()

@@ -13,7 +13,7 @@ from PIL import Image
 from ray.cluster_utils import Cluster
 
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import Progress, RestoreJob, restore_actors, restore_archive
+from pipeline.batch.run import RestoreJob, RunProgress, restore_actors, restore_archive
 from pipeline.manifest import read_results
 from pipeline.storage import Storage
 
@@ -38,7 +38,7 @@ def _kill_a_worker_node_once(cluster: Cluster, workers: list) -> tuple[Callable,
     nodes, so each node holds at least one."""
     killed: list[int] = []
 
-    def hook(progress: Progress) -> None:
+    def hook(progress: RunProgress) -> None:
         if not killed and progress.processed:
             cluster.remove_node(workers[0], allow_graceful=False)
             killed.append(progress.processed)  # rows done when the node died
