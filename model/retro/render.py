@@ -74,7 +74,7 @@ def render(image: torch.Tensor, params: RetroParams, seed: int = 0) -> torch.Ten
     print_ = _col(p.paper_tint, image.device) * torch.pow(10.0, -channel_dens)
 
     if p.hand_tint > 0 and p.sensitivity != "colour":
-        print_ = print_ * _washes(linear, p, neg_mm_per_px)
+        print_ = print_ * _washes(linear, p.hand_tint)
     if p.paper_texture > 0:
         cells = _field(p.print_mm / PAPER_CELL_MM, height, width, 1, noise, image.device)
         print_ = print_ * (1 + p.paper_texture * cells)
@@ -138,13 +138,13 @@ def _field(
     return F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
-def _washes(linear: torch.Tensor, p: RetroParams, mm_per_px: float) -> torch.Tensor:
+def _washes(linear: torch.Tensor, strength: float) -> torch.Tensor:
     """Hand-colouring: transparent dyes brushed over the print by region, following the subject's own
     colours, soft-edged and pale. Returns a multiplicative transmittance (3, H, W)."""
-    brush_px = 0.01 * p.print_mm / (mm_per_px * p.print_mm / p.format_mm)  # ~1% of the print wide
+    brush_px = 0.01 * max(linear.shape[-2:])  # a brush ~1% of the print wide, whatever its size
     colour = _gaussian_blur(linear, brush_px)
     chroma = colour / colour.amax(0, keepdim=True).clamp(min=1e-3)
-    return 1 - p.hand_tint + p.hand_tint * chroma.clamp(0, 1)
+    return 1 - strength + strength * chroma.clamp(0, 1)
 
 
 def _wear(out: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
