@@ -31,12 +31,34 @@ POLL_S = 5.0
 def restore_command(job: RestoreJob) -> list[str]:
     """The `patina restore` command line the cluster runs, joining the cluster it runs on."""
     cfg = job.pipeline
-    argv = ["patina", "restore", "--manifest", job.manifest, "--output", job.output, "--model", job.model,
-            "--batch-size", str(cfg.batch_size), "--tile", str(cfg.tile),
-            "--overlap", str(cfg.overlap), "--tiles-per-batch", str(cfg.tiles_per_batch),
-            "--format", cfg.output_format, "--max-pixels", str(cfg.max_pixels),
-            "--flush-rows", str(job.flush_rows), "--ray-address", "auto",
-            "--outage-patience", str(job.storage.outage_patience_s)]  # fmt: skip
+    argv = [
+        "patina",
+        "restore",
+        "--manifest",
+        job.manifest,
+        "--output",
+        job.output,
+        "--model",
+        job.model,
+        "--batch-size",
+        str(cfg.batch_size),
+        "--tile",
+        str(cfg.tile),
+        "--overlap",
+        str(cfg.overlap),
+        "--tiles-per-batch",
+        str(cfg.tiles_per_batch),
+        "--format",
+        cfg.output_format,
+        "--max-pixels",
+        str(cfg.max_pixels),
+        "--flush-rows",
+        str(job.flush_rows),
+        "--ray-address",
+        "auto",
+        "--outage-patience",
+        str(job.storage.outage_patience_s),
+    ]
     if job.limit is not None:
         argv += ["--limit", str(job.limit)]
     if job.storage.endpoint_url:
@@ -45,9 +67,11 @@ def restore_command(job: RestoreJob) -> list[str]:
 
 
 def submit_restore(
-    job: RestoreJob, job_server: str, on_progress: Callable[[RunProgress], None] | None = None,
+    job: RestoreJob,
+    job_server: str,
+    on_progress: Callable[[RunProgress], None] | None = None,
     poll_s: float = POLL_S,
-) -> RunSummary:  # fmt: skip
+) -> RunSummary:
     """Submit ``job`` to the Ray job server at ``job_server`` (http://head:8265), wait for it, summarise."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)

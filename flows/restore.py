@@ -120,9 +120,12 @@ def restore_archive_flow(
         summary_markdown(summary, Storage(job.storage)), key="restore-report", description="Before and after"
     )
     logger.info(
-        "%d restored, %d failed, %d left; %.2f images/s", summary.ok, summary.failed, summary.skipped,
+        "%d restored, %d failed, %d left; %.2f images/s",
+        summary.ok,
+        summary.failed,
+        summary.skipped,
         summary.images_per_second,
-    )  # fmt: skip
+    )
     return asdict(summary)
 
 

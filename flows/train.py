@@ -31,8 +31,14 @@ def train(job: TrainJob) -> dict[str, Any]:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_and_promote(candidate: str, registry: str, val: str, storage: StorageOptions,
-                         val_limit: int | None, val_max_side: int | None) -> Decision:  # fmt: skip
+def evaluate_and_promote(
+    candidate: str,
+    registry: str,
+    val: str,
+    storage: StorageOptions,
+    val_limit: int | None,
+    val_max_side: int | None,
+) -> Decision:
     return decide(candidate, registry, val, Storage(storage), limit=val_limit, max_side=val_max_side)
 
 
@@ -68,8 +74,17 @@ def train_gan_flow(
         time_budget_s=parse_duration(time_budget) if time_budget else None,
     )
     storage = StorageOptions(endpoint_url=endpoint_url)
-    job = TrainJob(data=data, val=val, output=output, config=cfg, workers=workers, gpu=gpu, resume=resume,
-                   ray_address=ray_address, storage=storage)  # fmt: skip
+    job = TrainJob(
+        data=data,
+        val=val,
+        output=output,
+        config=cfg,
+        workers=workers,
+        gpu=gpu,
+        resume=resume,
+        ray_address=ray_address,
+        storage=storage,
+    )
     metrics = train(job)
     logger.info("training finished at step %s", metrics.get("step"))
     candidate = Storage(storage).join(output, "model.safetensors")

@@ -38,9 +38,12 @@ class ValPair:
 
 
 def build_val_set(
-    folder: Path, sets: tuple[str, ...] = ("medium", "heavy"), seed: int = 0, limit: int | None = None,
+    folder: Path,
+    sets: tuple[str, ...] = ("medium", "heavy"),
+    seed: int = 0,
+    limit: int | None = None,
     max_side: int | None = None,
-) -> list[ValPair]:  # fmt: skip
+) -> list[ValPair]:
     """Degrade every image in ``folder`` (sorted, at most ``limit``) once per set with a fixed seed.
     ``max_side`` centre-crops larger photos to that square so validation cost stays bounded."""
     unknown = [name for name in sets if name not in _SET_KEYS]
@@ -100,9 +103,14 @@ def compare(pairs: list[ValPair], restorers: dict[str, Restore | None]) -> dict[
 
 
 def evaluate(
-    folder: Path, generator: torch.nn.Module, baseline: bool = True, seed: int = 0, limit: int | None = None,
-    max_side: int | None = None, sets: tuple[str, ...] = VAL_SETS,
-) -> dict[str, dict[str, Scores]]:  # fmt: skip
+    folder: Path,
+    generator: torch.nn.Module,
+    baseline: bool = True,
+    seed: int = 0,
+    limit: int | None = None,
+    max_side: int | None = None,
+    sets: tuple[str, ...] = VAL_SETS,
+) -> dict[str, dict[str, Scores]]:
     """The MODEL.md table: ``{"degraded" | "baseline" | "model": {set: Scores}}`` on the fixed degraded
     copies of ``folder``."""
     from model.restoration.baseline import restore_classical  # OpenCV: only loaded by callers that want it

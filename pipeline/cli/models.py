@@ -123,11 +123,18 @@ def train(
     from pipeline.training.driver import TrainJob, parse_duration, train_gan
 
     cfg = get_preset(preset).with_train(
-        steps=steps, batch_size=batch_size, crop=crop, checkpoint_every=checkpoint_every, seed=seed,
-        lr_generator=lr_generator, lr_discriminator=lr_discriminator, ema_decay=ema_decay,
-        time_budget_s=parse_duration(time_budget) if time_budget else None, gan_start=gan_start,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        lr_generator=lr_generator,
+        lr_discriminator=lr_discriminator,
+        ema_decay=ema_decay,
+        time_budget_s=parse_duration(time_budget) if time_budget else None,
+        gan_start=gan_start,
         pool_size=pool_size,
-    )  # fmt: skip
+    )
     if mixture:
         cfg = cfg.replace(degradation=DegradationConfig(mixture=mixture))
     job = TrainJob(

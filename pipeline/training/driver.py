@@ -192,8 +192,13 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         losses = gan.train_step(batch, progress)
         seconds = time.perf_counter() - started
         budget.spend(seconds)
-        line = {"step": gan.step, "progress": progress, **losses, "step_s": seconds,
-                "images_per_s_per_worker": len(batch.clean) / seconds}  # fmt: skip
+        line = {
+            "step": gan.step,
+            "progress": progress,
+            **losses,
+            "step_s": seconds,
+            "images_per_s_per_worker": len(batch.clean) / seconds,
+        }
         if rank == 0 and (gan.step % job.log_every == 0 or gan.step == 1):
             state.log.append(line)
         next_progress = _agreed(budget.progress(gan.step), world, device)  # every rank decides alike
@@ -219,8 +224,12 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 state.log.append(metrics)
                 budget.spend(time.perf_counter() - checkpoint_started)
                 tensors, extras = gan.state_tensors()
-                extras.update(best_val_psnr=state.best_psnr, log=state.log, elapsed_s=budget.elapsed_s,
-                              stages=state.stages)  # fmt: skip
+                extras.update(
+                    best_val_psnr=state.best_psnr,
+                    log=state.log,
+                    elapsed_s=budget.elapsed_s,
+                    stages=state.stages,
+                )
                 meta = CheckpointMeta(config=cfg, kind="training", step=gan.step, data=job.data, extra=extras)
                 save_checkpoint(os.path.join(tmp, TRAIN_FILE), tensors, meta)
                 storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(state.log))
@@ -311,9 +320,11 @@ def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> _RunState:
     gan.load_state_tensors({k: v.to(gan.device) for k, v in tensors.items()}, meta.extra)
     extra = meta.extra
     return _RunState(
-        float(extra["best_val_psnr"]), list(extra.get("log", [])), float(extra.get("elapsed_s", 0.0)),
+        float(extra["best_val_psnr"]),
+        list(extra.get("log", [])),
+        float(extra.get("elapsed_s", 0.0)),
         dict(extra.get("stages", {})),
-    )  # fmt: skip
+    )
 
 
 def _latest_run_checkpoint(storage: Storage, output: str) -> tuple[dict[str, torch.Tensor], Any] | None:

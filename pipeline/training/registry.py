@@ -53,9 +53,13 @@ def mean_psnr(scores: dict[str, Scores]) -> float:
 
 
 def score_model(
-    uri: str, val: str, storage: Storage, limit: int | None = None, baseline: bool = False,
+    uri: str,
+    val: str,
+    storage: Storage,
+    limit: int | None = None,
+    baseline: bool = False,
     max_side: int | None = None,
-) -> tuple[str, dict[str, dict[str, Scores]]]:  # fmt: skip
+) -> tuple[str, dict[str, dict[str, Scores]]]:
     """(model id, ``{"degraded" | "baseline" | "model": {severity: Scores}}``) of a checkpoint (S3 or disk) on
     the clean photos in ``val`` (a folder or an s3:// prefix), centre-cropped to ``max_side`` if given."""
     generator, _, model_id = load_generator(uri, storage)
@@ -75,9 +79,14 @@ def current_model(registry: str, storage: Storage) -> str | None:
 
 
 def decide(
-    candidate_uri: str, registry: str, val: str, storage: Storage, limit: int | None = None,
-    baseline: bool = True, max_side: int | None = None,
-) -> Decision:  # fmt: skip
+    candidate_uri: str,
+    registry: str,
+    val: str,
+    storage: Storage,
+    limit: int | None = None,
+    baseline: bool = True,
+    max_side: int | None = None,
+) -> Decision:
     """Score the candidate (and the classical baseline, for the record) and the registry's current model on
     ``val``; promote the candidate if it is better (higher mean PSNR over medium and heavy; a tie keeps the
     current model)."""
