@@ -24,6 +24,8 @@ class GeneratorConfig:
     tone_head: int = 0
 
     def __post_init__(self) -> None:
+        if self.tone_head < 0:
+            raise ValueError(f"tone_head is a hidden width (0 = none), got {self.tone_head}")
         if len(self.widths) < 2 or len(self.blocks) != len(self.widths) - 1:
             raise ValueError(
                 f"generator needs >= 2 widths and one block count per level above the bottleneck, got "

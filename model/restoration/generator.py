@@ -1,7 +1,7 @@
 """Compact restoration U-Net that works at half resolution, with a global residual and a defect-mask head.
 
 Code names -> paper symbols:
-  c = tone_context(degraded)                       (B, 50): tone statistics of the WHOLE image
+  c = tone_context(degraded)                       (B, 52): tone statistics of the WHOLE image
   M, o, b = T(c)                                   tone head: 3x3 colour matrix, offset, bottleneck bias
   toned = M @ degraded + o                         per image, the same for every pixel (fading, casts, toning)
   x = pixel_unshuffle(toned, 2)                    (B, 12, H/2, W/2): the net works on a quarter of the pixels
@@ -61,16 +61,18 @@ CONTEXT_SIDE = 256  # the statistics are read from a thumbnail of at most this s
 CONTEXT_POOL = 4
 
 
-def tone_context(degraded: torch.Tensor) -> torch.Tensor:
+def tone_context(degraded: torch.Tensor, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
     """(B, 3, H, W) in [-1, 1] -> (B, CONTEXT_FEATURES) float32: per-channel quantiles, means, spreads and
     distance from grey, and quantiles of each pixel's channel spread (a saturation proxy), of the whole image.
-    They see a black point lifted by fading, a white point gone yellow, a cast that tints even the shadows."""
-    x = degraded.float()
+    They see a black point lifted by fading, a white point gone yellow, a cast that tints even the shadows.
+    ``scale`` and ``shift`` map other ranges to [-1, 1] after pooling, so a full-size scan is never copied."""
+    x = degraded.float() if degraded.dtype != torch.float32 else degraded
     height, width = x.shape[-2:]
     # Averaged over blocks of at least 4x4 px: grain, noise and specks would otherwise set the extreme
     # quantiles of a training crop, where a whole scan's thumbnail has averaged them away.
     k = max(CONTEXT_POOL, max(height, width) / CONTEXT_SIDE)
     x = F.adaptive_avg_pool2d(x, (max(1, math.ceil(height / k)), max(1, math.ceil(width / k))))
+    x = x * scale + shift  # pooling is linear: the same as mapping first, on a thumbnail
     flat = x.flatten(2)  # (B, 3, N)
     q = torch.tensor(TONE_QUANTILES, device=x.device)
     quantiles = torch.quantile(flat, q, dim=2).permute(1, 2, 0).flatten(1)  # (B, 3 * Q)

@@ -36,7 +36,7 @@ def restore_tensor(
 @torch.inference_mode()
 def image_context(generator: Generator, image: torch.Tensor) -> torch.Tensor | None:
     """The tone context of whole (B, 3, H, W) images in [0, 1]; None for a generator without a tone head."""
-    return tone_context(image * 2 - 1) if generator.tone is not None else None
+    return tone_context(image, scale=2.0, shift=-1.0) if generator.tone is not None else None
 
 
 def tile_restorer(

@@ -56,6 +56,8 @@ def load_photos(folder: Path, limit: int | None = None, max_side: int = 384) -> 
 
 def transfer_set(photos: list[tuple[str, np.ndarray]], seed: int = 0) -> list[TransferPair]:
     """One pair per photo: photo i is B, photo i+1 lends the reference, parameters from (seed, i)."""
+    if len(photos) < 2:
+        raise ValueError("look transfer needs at least two photos: one lends the look, another receives it")
     pairs = []
     for i, (name, photo) in enumerate(photos):
         params = sample_params(np.random.default_rng([seed, i]))

@@ -63,16 +63,32 @@ class RetroParams:
     wear: float = 0.0  # light handling wear from the degradation engine: 0 = none, 1 = its light preset
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sensitivity":
+                continue
+            triple = f.type == "Triple"
+            values = value if triple and isinstance(value, tuple) else (value,)
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            if not numbers or (triple and (not isinstance(value, tuple) or len(value) != 3)):
+                raise ValueError(
+                    f"{f.name} must be {'three numbers' if triple else 'a number'}, got {value!r}"
+                )
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{f.name} must be finite, got {value!r}")
         if self.sensitivity not in SENSITIVITIES:
             raise ValueError(f"unknown sensitivity {self.sensitivity!r}; choose one of {list(SENSITIVITIES)}")
         for name in ("tone", "paper_tint", "dye_fade", "colour_balance", "halation_tint"):
             value = getattr(self, name)
             if len(value) != 3 or not all(math.isfinite(v) for v in value):
                 raise ValueError(f"{name} needs three finite numbers, got {value}")
-        positive = ("negative_gamma", "paper_range", "paper_dmax", "toe", "shoulder", "format_mm", "print_mm")
+        positive = ("negative_gamma", "paper_range", "paper_dmax", "toe", "shoulder", "format_mm", "print_mm",
+                    "saturation", "halation_mm")  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if min(self.negative_fog, self.grain, self.blur_mm, self.paper_texture, *self.tone) < 0:
+            raise ValueError("negative_fog, grain, blur_mm, paper_texture and tone must not be negative")
         fractions = ("highlight_loss", "hand_tint", "halation", "wear")
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -90,6 +106,8 @@ class RetroParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetroParams:
+        if not isinstance(data, dict):
+            raise ValueError(f"retro parameters must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -98,7 +116,11 @@ class RetroParams:
 
     @classmethod
     def from_json(cls, text: str) -> RetroParams:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"retro parameters are not valid JSON: {exc}") from None
+        return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> RetroParams:
         return dataclasses.replace(self, **changes)

@@ -28,6 +28,7 @@ from model.retro.params import RetroParams
 from model.retro.spectral import exposure_weights
 
 GRAIN_APERTURE_MM = 0.048  # diffuse RMS granularity is measured through a 48 um aperture (ISO 6328 / Kodak)
+MIN_GRAIN_MM = 0.003  # grain clumps are a few um: finer pixels see no more grain than 3 um ones
 PAPER_CELL_MM = 0.15  # scale of a paper surface's fibre texture on the print
 MID_GREY = 0.18  # the printer exposes so that a mid-grey subject prints as a mid-grey (reflectance 0.18)
 # Colour dyes are not pure: each absorbs some of its neighbours' light. Rows: cyan, magenta, yellow dye;
@@ -115,27 +116,36 @@ def _grain(
     neg: torch.Tensor, p: RetroParams, height: int, width: int, noise: torch.Generator
 ) -> torch.Tensor:
     """Density noise with the datasheet's RMS granularity through a 48 um aperture at net density 1,
-    growing as the square root of net density (more developed silver, more grains). One independent field
-    per dye layer (colour) or one (silver)."""
-    cells = _field(p.format_mm / GRAIN_APERTURE_MM, height, width, neg.shape[0], noise, neg.device)
+    growing as the square root of net density (more developed silver, more grains). Selwyn's law (sigma x
+    sqrt(aperture area) is constant) gives every pixel its own sigma from its area on the negative: white
+    noise per pixel, weaker on a thumbnail, stronger on a high-resolution scan, so that averaging a large
+    render down gives the small render's grain. Below 3 um (finer than the grain clumps themselves) the law
+    no longer holds, so the pixel is taken as 3 um. One independent field per dye layer (colour) or one."""
+    pixel_mm = max(p.format_mm / max(height, width), MIN_GRAIN_MM)
+    cells = torch.randn(neg.shape[0], height, width, generator=noise).to(neg.device)
     net = (neg - p.negative_fog).clamp(min=0.02)
-    return (p.grain / 1000) * net.sqrt() * cells
+    return (p.grain / 1000) * (GRAIN_APERTURE_MM / pixel_mm) * net.sqrt() * cells
 
 
 def _field(
     cells_long: float, height: int, width: int, channels: int, noise: torch.Generator, device: torch.device
 ) -> torch.Tensor:
-    """Unit white noise on a grid of ``cells_long`` cells along the long side, resampled to (H, W): averaged
-    when the image has fewer pixels than cells (the variance falls with the area, as Selwyn's law says),
-    interpolated when it has more. The grid depends on the aspect ratio only, so every size gets the same
-    field."""
+    """A smooth random field with one independent value per cell of a grid of ``cells_long`` cells along
+    the long side (paper fibres), resampled to (H, W). Its standard deviation per pixel is 1 where pixels are
+    no larger than a cell and falls as 1/sqrt(cells per pixel) where they are larger (an average of that many
+    cells), whatever the ratio: measured on the resampled field itself, which holds many pixels."""
     long_side = max(height, width)
     gh = max(1, round(cells_long * height / long_side))
     gw = max(1, round(cells_long * width / long_side))
     grid = torch.randn(1, channels, gh, gw, generator=noise).to(device)
     if gh >= height and gw >= width:
-        return F.adaptive_avg_pool2d(grid, (height, width))[0]
-    return F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0]
+        field = F.adaptive_avg_pool2d(grid, (height, width))[0]
+    else:
+        field = F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)[0]
+    target = min(1.0, math.sqrt(height * width / (gh * gw)))
+    if field.numel() >= 64:
+        field = field / field.std().clamp(min=1e-6)
+    return field * target
 
 
 def _washes(linear: torch.Tensor, strength: float) -> torch.Tensor:
@@ -181,7 +191,12 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma < 0.3:
         return x
     factor = max(1, int(sigma // 4))
-    small = F.avg_pool2d(x[None], factor, ceil_mode=True) if factor > 1 else x[None]
+    height, width = x.shape[-2:]
+    small = x[None]
+    if factor > 1:  # reflect-pad to a multiple of the factor so the upsampled result lands where it belongs
+        pad_h, pad_w = -height % factor, -width % factor
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        small = F.avg_pool2d(F.pad(small, (0, pad_w, 0, pad_h), mode=mode), factor)
     s = sigma / factor
     radius = max(1, int(3 * s))
     radius = min(radius, small.shape[-1] - 1, small.shape[-2] - 1) if min(small.shape[-2:]) > 1 else 0
@@ -201,7 +216,8 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
             groups=c,
         )
     if factor > 1:
-        small = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        size = (small.shape[-2] * factor, small.shape[-1] * factor)
+        small = F.interpolate(small, size=size, mode="bilinear", align_corners=False)[..., :height, :width]
     return small[0]
 
 

@@ -117,7 +117,7 @@ def build_dataset(
     era = era_name(job.model)
     actor, kwargs = (
         (Stylizer, {"era_name": era, "cpu_threads": cpu_threads})
-        if era
+        if era is not None
         else (
             Restorer,
             {
@@ -157,7 +157,7 @@ def model_identity(model: str, storage: Storage) -> str:
     see pipeline/batch/stylizer.py). Reading it validates the model before anything starts: a bad checkpoint
     or era name is one clear error, not N failed rows."""
     era = era_name(model)
-    if era:
+    if era is not None:
         return era_model_id(era)
     model_bytes = storage.read_bytes(model)
     return checkpoint_id(model_bytes, decode_checkpoint(model_bytes, model)[1])

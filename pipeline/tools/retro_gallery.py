@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from PIL import Image, ImageOps
 
@@ -57,5 +58,5 @@ def write_retro_gallery(src: Path, dst: Path, eras: Sequence[str], side: int = 3
 
 def _save(image: Image.Image, dst: Path, name: str) -> str:
     image.save(dst / THUMBS_DIR / name, quality=90)
-    src = html.escape(f"{THUMBS_DIR}/{name}")
+    src = html.escape(quote(f"{THUMBS_DIR}/{name}"))  # names with # ? % or spaces are still links
     return f'<img src="{src}" width="{image.width}" height="{image.height}" alt="{html.escape(name)}">'

@@ -111,7 +111,7 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
             ),
             # Decoded once, before the workers take their CPUs: a small clean set, read many times.
             datasets={"clean": clean_dataset(job.data, storage).materialize()},
-            dataset_config=DataConfig(datasets_to_split=[]),  # workers shard by row index (train_data.py)
+            dataset_config=DataConfig(datasets_to_split=[]),  # workers shard by row index (training/data.py)
         )
         return trainer.fit().metrics
     finally:

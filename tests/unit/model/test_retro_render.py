@@ -141,3 +141,30 @@ def test_bad_parameters_fail_with_the_reason():
         RetroParams.from_dict({"colour_temp": 3})
     with pytest.raises(ValueError, match="hand_tint must be in"):
         RetroParams(hand_tint=2)
+
+
+def test_grain_strength_follows_selwyn_at_every_size():
+    # sigma x sqrt(area) is constant: a render at twice the size, averaged back down, has the grain of the
+    # render at the small size, on either side of the 48 um cell size (here 750 cells across 36 mm).
+    params = _plain(grain=15, format_mm=36)
+    for side in (300, 700, 900):
+        small = render(_flat((0.4, 0.4, 0.4), (side * 2 // 3, side)), params, seed=0)[1].std()
+        large = render(_flat((0.4, 0.4, 0.4), (side * 4 // 3, side * 2)), params, seed=1)
+        shrunk = F.avg_pool2d(large[None], 2)[0][1].std()
+        assert abs(shrunk / small - 1) < 0.12, (side, float(small), float(shrunk))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"print_exposure": NaN}', "print_exposure must be finite"),
+        ('{"tone": 3}', "tone must be three numbers"),
+        ('{"grain": true}', "grain must be a number"),
+        ('{"grain": -1}', "must not be negative"),
+        ("[1]", "must be a JSON object"),
+        ("nope", "not valid JSON"),
+    ],
+)
+def test_hand_edited_parameters_fail_with_the_reason(text, reason):
+    with pytest.raises(ValueError, match=reason):
+        RetroParams.from_json(text)
