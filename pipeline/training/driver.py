@@ -82,6 +82,17 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
         raise ValueError(
             f"{job.output} already holds a run; pass --resume to continue it or choose a new output"
         )
+    if started:
+        # A resumed run must rebuild the generator it checkpointed: a preset that has changed since (a new
+        # head, other widths) would fail to load its weights, after this run's config had been overwritten.
+        recorded = RestorationConfig.from_dict(
+            json.loads(storage.read_bytes(storage.join(job.output, "config.json")))
+        )
+        if recorded.generator != job.config.generator:
+            raise ValueError(
+                f"{job.output} was started with another generator ({recorded.generator}); resume it with the "
+                "code that started it, or start a new run"
+            )
     storage.write_bytes(storage.join(job.output, "config.json"), job.config.to_json().encode())
     # A cluster only when asked for (--ray-address or RAY_ADDRESS), else a local Ray of our own: never a
     # stray cluster that a bare ray.init() would join. Never shut down a cluster we joined.

@@ -162,6 +162,14 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_local, pho
     assert resumed.exit_code == 0, resumed.output
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in log if "val_psnr" in line] == [2, 4]  # continued, not restarted
+    # A run whose preset has changed since it started (say, a new head) is refused before anything is written.
+    config = (run / "config.json").read_text()
+    changed = json.loads(config)
+    changed["generator"]["tone_head"] = 0
+    (run / "config.json").write_text(json.dumps(changed))
+    other = runner.invoke(app, [*args, "--steps", "6", "--resume"])
+    assert other.exit_code != 0 and "was started with another generator" in other.output
+    assert json.loads((run / "config.json").read_text()) == changed
 
 
 @pytest.mark.timeout(600)
