@@ -34,22 +34,24 @@ from pipeline.batch.config import PipelineConfig
 from pipeline.batch.run import RestoreJob, restore_archive
 
 PER_FOLDER = 1000  # scans per folder, as archives store boxes of prints
+LINKS_PER_FILE = 50_000
 
 
 def make_archive(root: Path, rows: int) -> Path:
-    """``rows`` scans at distinct paths (hard links to 8 tiny JPEGs) and their manifest."""
+    """``rows`` scans at distinct paths (hard links to a few tiny JPEGs) and their manifest."""
     sources = root / "sources"
     sources.mkdir()
     photo = Image.fromarray(skimage.data.astronaut()).resize((24, 24))
-    for i in range(8):
-        photo.rotate(45 * i).save(sources / f"{i}.jpg", quality=85)
+    count = max(8, -(-rows // LINKS_PER_FILE))  # file systems cap links per inode (ext4: 65,000)
+    for i in range(count):
+        photo.rotate(360 * i / count).save(sources / f"{i}.jpg", quality=85)
     uris = []
     for i in range(rows):
         folder = root / "scans" / f"box{i // PER_FOLDER:05d}"
         if i % PER_FOLDER == 0:
             folder.mkdir(parents=True)
         path = folder / f"scan{i:07d}.jpg"
-        os.link(sources / f"{i % 8}.jpg", path)
+        os.link(sources / f"{i % count}.jpg", path)
         uris.append(str(path))
     manifest = root / "manifest.parquet"
     pq.write_table(pa.table({"uri": uris}), manifest)

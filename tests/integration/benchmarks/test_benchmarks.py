@@ -74,3 +74,19 @@ def test_gpu_benchmark_plumbing_runs_without_a_gpu(tmp_path):
     if report["cuda"].startswith("not available"):
         assert report["degradation"]["cuda"] == {"skipped": "no CUDA device"}
     assert report["restore"]["0.02MP"]["pipeline_images_per_s"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_archive_scale_benchmark_reports_each_size():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.run(
+        [sys.executable, "benchmarks/archive_scale.py", "--sizes", "200,400", "--run-rows", "8"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert "driver peak RSS MB" in lines[0] and lines[1].split()[0] == "200" and lines[2].split()[0] == "400"
