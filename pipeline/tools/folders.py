@@ -87,12 +87,16 @@ def baseline_folder(src: Path, dst: Path) -> Iterator[FolderOutcome]:
 
 def stylize_folder(src: Path, dst: Path, params, seed: int = 0) -> Iterator[FolderOutcome]:
     """Render every image in ``src`` as a period print (``model.retro.RetroParams``) into ``dst/<stem>.png``;
-    each image's grain and wear are seeded by (seed, file name). See ``map_folder``."""
+    each image's grain and wear are seeded by (seed, file name). Prints are colour (toned) even from grey
+    scans; alpha is carried over, as ``patina stylize`` does. See ``map_folder``: one folder per look."""
     from model.retro.render import render
 
     def stylize(path: Path, image: Image.Image) -> Image.Image:
         look_seed = int(image_seed(seed, path.name).integers(2**31))
-        return tensor_to_image(render(image_to_tensor(image), params, look_seed))
+        printed = tensor_to_image(render(image_to_tensor(image), params, look_seed))
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            printed.putalpha(image.convert("RGBA").getchannel("A"))
+        return printed
 
     yield from map_folder(src, dst, stylize)
 

@@ -242,6 +242,11 @@ def test_retro_render_makes_period_prints_and_resumes(tmp_path, photos):
     assert sorted(prints) == ["alpha.png", "astronaut.png", "gray.png"]
     r, g, b = prints["astronaut.png"].reshape(-1, 3).mean(0)
     assert r > g > b  # a sepia print, whatever colours the photo had
+    with_alpha = Image.open(out / "alpha.png")
+    assert with_alpha.mode == "RGBA"
+    assert np.array_equal(
+        np.asarray(with_alpha)[..., 3], np.asarray(Image.open(photos / "alpha.png"))[..., 3]
+    )
     again = runner.invoke(app, ["retro", "render", str(photos), str(out), "--era", "1900s-sepia"])
     assert "rendered 0 images" in again.output and "3 already there" in again.output
 
