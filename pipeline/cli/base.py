@@ -59,3 +59,19 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def db(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+def report_folder(outcomes, verb: str, where: str) -> None:
+    """Print a folder tool's failures as they come and its counts at the end; exit 1 if any image failed."""
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+        if outcome.error:
+            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
+    console.print(
+        f"{verb} {counts['ok']} images {where} "
+        f"({counts['skipped']} already there, {counts['failed']} failed)",
+        soft_wrap=True,
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)

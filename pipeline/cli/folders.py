@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.base import app, console, db, user_errors
+from pipeline.cli.base import app, console, db, report_folder, user_errors
 
 
 @app.command()
@@ -36,18 +36,7 @@ def baseline(
     tone and black point. The classical bar the model must clear. Re-running skips images already done."""
     from pipeline.tools.folders import baseline_folder
 
-    counts = {"ok": 0, "skipped": 0, "failed": 0}
-    for outcome in baseline_folder(src, dst):
-        counts[outcome.status] += 1
-        if outcome.error:
-            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
-    console.print(
-        f"restored {counts['ok']} images into {dst} "
-        f"({counts['skipped']} already there, {counts['failed']} failed)",
-        soft_wrap=True,
-    )
-    if counts["failed"]:
-        raise typer.Exit(1)
+    report_folder(baseline_folder(src, dst), "restored", f"into {dst}")
 
 
 @app.command()

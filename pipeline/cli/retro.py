@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.base import console, retro_app, user_errors
+from pipeline.cli.base import console, report_folder, retro_app, user_errors
 
 
 @retro_app.command("eras")
@@ -46,18 +46,7 @@ def retro_render(
     if (era_name is None) == (params is None):
         raise ValueError("give exactly one of --era NAME or --params FILE.json")
     look = era(era_name) if era_name else RetroParams.from_json(params.read_text())
-    counts = {"ok": 0, "skipped": 0, "failed": 0}
-    for outcome in stylize_folder(src, dst, look, seed):
-        counts[outcome.status] += 1
-        if outcome.error:
-            console.print(f"  failed: {outcome.error}", markup=False, highlight=False)
-    console.print(
-        f"rendered {counts['ok']} images as {era_name or params} into {dst} "
-        f"({counts['skipped']} already there, {counts['failed']} failed)",
-        soft_wrap=True,
-    )
-    if counts["failed"]:
-        raise typer.Exit(1)
+    report_folder(stylize_folder(src, dst, look, seed), "rendered", f"as {era_name or params} into {dst}")
 
 
 @retro_app.command("gallery")
