@@ -110,15 +110,7 @@ def restore_archive_flow(
         ray_address=ray_address,
         limit=limit,
     )
-    counts = plan(job)
-    logger.info("%(total)d rows: %(done)d already restored, %(todo)d to do", counts)
-    summary = restore(job, ray_job_server)
-    create_table_artifact(
-        summary_table(summary), key="restore-summary", description=f"{manifest} -> {output}"
-    )
-    create_markdown_artifact(
-        summary_markdown(summary, Storage(job.storage)), key="restore-report", description="Before and after"
-    )
+    summary = plan_run_publish(job, ray_job_server, "restore", "restored", "Before and after")
     logger.info(
         "%d restored, %d failed, %d left; %.2f images/s",
         summary.ok,
@@ -127,6 +119,21 @@ def restore_archive_flow(
         summary.images_per_second,
     )
     return asdict(summary)
+
+
+def plan_run_publish(job: RestoreJob, job_server: str | None, kind: str, done: str, after: str) -> RunSummary:
+    """The body every archive flow shares: plan (a user error fails here, once), run, then publish the
+    ``<kind>-summary`` table and the ``<kind>-report`` before/``after`` page."""
+    counts = plan(job)
+    get_run_logger().info(f"%(total)d rows: %(done)d already {done}, %(todo)d to do", counts)
+    summary = restore(job, job_server)
+    create_table_artifact(
+        summary_table(summary), key=f"{kind}-summary", description=f"{job.manifest} -> {job.output}"
+    )
+    create_markdown_artifact(
+        summary_markdown(summary, Storage(job.storage)), key=f"{kind}-report", description=after
+    )
+    return summary
 
 
 def _percent(processed: int, to_do: int) -> float:

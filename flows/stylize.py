@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect import flow
 
-from flows.report import summary_markdown, summary_table
-from flows.restore import plan, restore
+from flows.restore import plan_run_publish
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.run import RestoreJob
 from pipeline.batch.stylizer import ERA_SCHEME
-from pipeline.storage import Storage, StorageOptions
+from pipeline.storage import StorageOptions
 
 
 @flow(name="stylize-archive", log_prints=True)
@@ -32,7 +30,6 @@ def stylize_archive_flow(
 ) -> dict[str, Any]:
     """Render every image of MANIFEST not yet rendered under OUTPUT as an ERA print (``patina retro eras``);
     re-running resumes. Ray and Ray Job options as for restore-archive."""
-    logger = get_run_logger()
     job = RestoreJob(
         manifest=manifest,
         output=output,
@@ -42,13 +39,6 @@ def stylize_archive_flow(
         ray_address=ray_address,
         limit=limit,
     )
-    counts = plan(job)  # a bad era name fails here, once, before any work
-    logger.info("%(total)d rows: %(done)d already rendered, %(todo)d to do", counts)
-    summary = restore(job, ray_job_server)
-    create_table_artifact(
-        summary_table(summary), key="stylize-summary", description=f"{manifest} -> {output}"
-    )
-    create_markdown_artifact(
-        summary_markdown(summary, Storage(job.storage)), key="stylize-report", description=f"Before and {era}"
-    )
+    # A bad era name fails the plan task, once, before any work.
+    summary = plan_run_publish(job, ray_job_server, "stylize", "rendered", f"Before and {era}")
     return asdict(summary)
