@@ -139,7 +139,7 @@ def restore(device: torch.device, quick: bool, ceiling: float | None) -> dict:
         return {"skipped": f"needs the pipeline's packages ({exc}); run benchmarks/gpu.sh with wheels/"}
     from model.checkpoints import DEFAULT_CHECKPOINT
 
-    cfg = PipelineConfig(batch_size=8)
+    cfg = PipelineConfig()
     sizes = ((0.02, 3),) if quick else ((1.0, 64), (4.0, 16))
     out: dict = {"ray_start_s": round(start_ray(), 2)}
     for megapixels, count in sizes:
@@ -151,14 +151,19 @@ def restore(device: torch.device, quick: bool, ceiling: float | None) -> dict:
             build_manifest(str(root / "in"), str(root / "manifest.parquet"), Storage())
             images = sorted((root / "in").glob("*.jpg"))
             t_naive = naive(images, root / "naive", str(DEFAULT_CHECKPOINT), cfg)
-            t_pipe = pipeline(root / "manifest.parquet", root / "pipeline", str(DEFAULT_CHECKPOINT), cfg)
+            t_pipe, t_first, first_rows = pipeline(
+                root / "manifest.parquet", root / "pipeline", str(DEFAULT_CHECKPOINT), cfg
+            )
         figures = {
             "images": count,
             "naive_images_per_s": round(count / t_naive, 3),
             "pipeline_images_per_s": round(count / t_pipe, 3),
             "pipeline_mp_per_s": round(count * megapixels / t_pipe, 3),
             "ratio_pipeline_naive": round(t_naive / t_pipe, 3),
+            "pipeline_first_rows_s": round(t_first, 2),  # start-up: actors, Ray Data
         }
+        if count > first_rows and t_pipe > t_first:
+            figures["pipeline_steady_images_per_s"] = round((count - first_rows) / (t_pipe - t_first), 3)
         if ceiling:
             figures["fraction_of_forward_ceiling"] = round(count * megapixels / t_pipe / ceiling, 3)
         out[f"{megapixels:g}MP"] = figures

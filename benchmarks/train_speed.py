@@ -18,7 +18,8 @@ import skimage.data
 import torch
 
 from model.restoration.config import preset
-from model.restoration.gan import RestorationGAN, default_autocast
+from model.restoration.gan import RestorationGAN
+from model.restoration.inference import default_autocast
 from pipeline.training.data import PairPool
 
 

@@ -13,7 +13,7 @@ import torch
 
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
 from model.degradation.aging import LUMA
-from model.restoration.inference import tile_restorer
+from model.restoration.inference import default_autocast, tile_restorer
 from pipeline.batch.stages import image_at, images_column
 from pipeline.batch.tiling import restore_tiled
 from pipeline.storage import Storage, StorageError
@@ -109,7 +109,8 @@ class Restorer(ImageActor):
     """Loads the generator once in ``__init__`` and restores each row of a batch (``ImageActor``).
 
     ``restored`` has the input's shape, dtype and channels: grayscale stays grayscale, alpha is carried over
-    untouched. On GPU the model runs in bf16 autocast with channels_last memory.
+    untouched. The model runs in bf16 autocast where the device runs bf16 natively (GPUs, CPUs with AVX-512
+    BF16 or AMX), with channels_last memory on GPU.
     """
 
     def __init__(
@@ -125,11 +126,11 @@ class Restorer(ImageActor):
     ):
         self.device = pick_device(device)
         if self.device.type == "cpu" and cpu_threads:
-            # Ray pins an actor to one thread per reserved CPU; on CPU-only machines the model is the
-            # bottleneck and fetch/decode/encode are light, so each actor takes its share of all cores.
+            # The pipeline runs one single-threaded actor per CPU (pipeline/batch/fused.py); called
+            # directly, torch's default (every core) is kept.
             torch.set_num_threads(cpu_threads)
         self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
-        self.autocast = torch.bfloat16 if self.device.type == "cuda" else None
+        self.autocast = default_autocast(self.device)  # bf16 on GPUs and CPUs that run it natively
         # In a run (expected_id given), a model that is gone or changed since planning fails the remaining
         # rows with the reason, which a re-run with the right model finishes: an actor that raised here
         # would be restarted by Ray again and again instead. Called directly, it raises at once.

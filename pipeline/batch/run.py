@@ -23,6 +23,7 @@ import ray
 
 from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint
 from pipeline.batch.config import PipelineConfig
+from pipeline.batch.fused import FusedActor
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import decode, encode_and_write, fetch
@@ -88,35 +89,30 @@ class RunSummary:
 
 
 def restore_actors(num_gpus: int, num_cpus: int) -> int:
-    """One actor per GPU. Without GPUs, one single-threaded actor per CPU but one (Ray gives each actor one
-    thread per reserved CPU): many single-threaded model copies scale better than one multi-threaded one,
-    and the spare CPU keeps fetching and encoding moving."""
-    return num_gpus if num_gpus else max(1, num_cpus - 1)
+    """One actor per GPU. Without GPUs, one single-threaded actor per CPU, each running every stage of its
+    rows (``FusedActor``): many single-threaded copies scale better than one multi-threaded one, and
+    small images barely use a second thread at all."""
+    return num_gpus if num_gpus else max(1, num_cpus)
 
 
 def build_dataset(
     todo: pa.Table, job: RestoreJob, storage: Storage, model_id: str, num_gpus: int, num_cpus: int
 ) -> ray.data.Dataset:
-    """Chain the stages over the rows still to do, with the restore actors sized by ``restore_actors``.
+    """Chain the stages over the rows still to do, with the model actors sized by ``restore_actors``.
 
-    Fetching is I/O bound, so its tasks reserve a quarter CPU and many run at once; that also keeps Ray from
-    fusing it into the decode tasks. On GPU clusters decode runs in CPU tasks beside the GPU actors; on a
-    CPU-only machine Ray fuses decode into the restore actor (same resources), saving a copy."""
+    With GPUs: fetching is I/O bound, so its tasks reserve a quarter CPU and many run at once (that also
+    keeps Ray from fusing it into the decode tasks); decode and encode run in CPU tasks beside the GPU
+    actors. Without GPUs there is nothing to overlap the codecs with, and passing pixels between stages
+    is pure cost, so each actor runs all of them (pipeline/batch/fused.py)."""
     cfg = job.pipeline
     actors = restore_actors(num_gpus, num_cpus)
-    rows_per_block = max(cfg.batch_size, 1)
-    blocks = [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)] or [todo]
+    # Each block is one batch of every stage (batch_size=None below): blocks_of sized them.
+    blocks = blocks_of(todo, cfg.batch_size, cfg.block_bytes)
     ds = ray.data.from_arrow(blocks)
-    ds = ds.map_batches(
-        fetch, fn_kwargs={"storage": storage}, batch_size=cfg.batch_size, batch_format="numpy", num_cpus=0.25
-    )
-    ds = ds.map_batches(
-        decode, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_size=cfg.batch_size, batch_format="numpy"
-    )
-    cpu_threads = None if num_gpus else max(1, num_cpus // actors)
     era = era_name(job.model)
-    actor, kwargs = (
-        (Stylizer, {"era_name": era, "cpu_threads": cpu_threads})
+    threads = None if num_gpus else 1
+    model_actor, model_kwargs = (
+        (Stylizer, {"era_name": era, "cpu_threads": threads})
         if era is not None
         else (
             Restorer,
@@ -126,30 +122,71 @@ def build_dataset(
                 "tile": cfg.tile,
                 "overlap": cfg.overlap,
                 "tiles_per_batch": cfg.tiles_per_batch,
-                "cpu_threads": cpu_threads,
+                "cpu_threads": threads,
                 "expected_id": model_id,
             },
         )
     )
+    write = {
+        "output_prefix": job.output,
+        "output_format": cfg.output_format,
+        "storage": storage,
+        "model_id": model_id,
+    }
+    if not num_gpus:
+        return ds.map_batches(
+            FusedActor,
+            fn_constructor_kwargs={
+                "model_actor": model_actor,
+                "model_kwargs": model_kwargs,
+                "max_pixels": cfg.max_pixels,
+                **write,
+            },
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+            batch_size=None,
+            batch_format="numpy",
+        )
     ds = ds.map_batches(
-        actor,
-        fn_constructor_kwargs=kwargs,
+        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
+    )
+    ds = ds.map_batches(
+        decode, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_size=None, batch_format="numpy"
+    )
+    ds = ds.map_batches(
+        model_actor,
+        fn_constructor_kwargs=model_kwargs,
         compute=ray.data.ActorPoolStrategy(size=actors),
-        num_gpus=1 if num_gpus else 0,
-        batch_size=cfg.batch_size,
+        num_gpus=1,
+        # Ray wants a row count for GPU actors and then regroups blocks to it: the typical block's, so a
+        # batch still holds about block_bytes of input (1 row of large scans, many small images).
+        batch_size=sorted(block.num_rows for block in blocks)[len(blocks) // 2] or 1,
         batch_format="numpy",
     )
-    return ds.map_batches(
-        encode_and_write,
-        fn_kwargs={
-            "output_prefix": job.output,
-            "output_format": cfg.output_format,
-            "storage": storage,
-            "model_id": model_id,
-        },
-        batch_size=cfg.batch_size,
-        batch_format="numpy",
-    )
+    return ds.map_batches(encode_and_write, fn_kwargs=write, batch_size=None, batch_format="numpy")
+
+
+def blocks_of(todo: pa.Table, max_rows: int, block_bytes: int) -> list[pa.Table]:
+    """``todo``'s ``id`` and ``uri`` cut, in order, into blocks of at most ``max_rows`` rows whose input
+    adds up to about ``block_bytes`` (the manifest's integer ``size`` column; a row of unknown size counts
+    as ``block_bytes // 8``, so a manifest without sizes gets blocks of 8). A row larger than
+    ``block_bytes`` is a block of its own."""
+    rows = todo.select(["id", "uri"])
+    unknown = max(1, block_bytes // 8)
+    size = todo["size"] if "size" in todo.column_names else None
+    if size is not None and pa.types.is_integer(size.type):
+        sizes = pc.max_element_wise(size.fill_null(unknown), 0).to_pylist()
+    else:
+        sizes = [unknown] * todo.num_rows
+    starts, total, count = [0], 0, 0
+    for i, row_bytes in enumerate(sizes):
+        if count and (count >= max_rows or total + row_bytes > block_bytes):
+            starts.append(i)
+            total, count = 0, 0
+        total += row_bytes
+        count += 1
+    ends = [*starts[1:], todo.num_rows]
+    return [rows.slice(start, end - start) for start, end in zip(starts, ends, strict=True)] or [rows]
 
 
 def model_identity(model: str, storage: Storage) -> str:
@@ -171,7 +208,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     model_id = model_identity(job.model, storage)
     plan = plan_remaining(manifest, job.output, storage)
     _check_same_model(job.output, storage, model_id)
-    todo = plan.todo.select(["id", "uri"])
+    todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)
     progress = RunProgress(total=plan.total, already_done=plan.done, to_do=todo.num_rows)

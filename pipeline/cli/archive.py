@@ -39,7 +39,9 @@ def restore(
     ray_address: str | None = typer.Option(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
-    batch_size: int = typer.Option(8, help="Images per Ray Data batch."),
+    batch_size: int = typer.Option(
+        64, help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB)."
+    ),
     tile: int = typer.Option(512, help="Tile size in pixels for large scans."),
     overlap: int = typer.Option(32, help="Tile overlap in pixels (blended, no seams)."),
     tiles_per_batch: int = typer.Option(8, help="Tiles per generator forward (bounds GPU memory)."),
@@ -108,7 +110,9 @@ def stylize(
     ray_address: str | None = typer.Option(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
-    batch_size: int = typer.Option(8, help="Images per Ray Data batch."),
+    batch_size: int = typer.Option(
+        64, help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB)."
+    ),
     output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
     max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
     limit: int | None = typer.Option(None, help="Render at most N of the remaining rows."),

@@ -41,7 +41,8 @@ from model.checkpoints import (
     save_generator,
 )
 from model.restoration.config import RestorationConfig
-from model.restoration.gan import RestorationGAN, default_autocast, stage_of
+from model.restoration.gan import RestorationGAN, stage_of
+from model.restoration.inference import default_autocast
 from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri

@@ -34,8 +34,8 @@ def cluster():
 
 def _kill_a_worker_node_once(cluster: Cluster, workers: list) -> tuple[Callable, list[int]]:
     """on_progress hook: remove the first worker node (no graceful shutdown) when the first rows are done.
-    It holds a restore actor for sure: the run starts one 1-CPU actor per CPU but one (3) over two 2-CPU
-    nodes, so each node holds at least one."""
+    It holds restore actors for sure: the run starts one 1-CPU actor per CPU (4) over two 2-CPU nodes, so
+    each node holds two."""
     killed: list[int] = []
 
     def hook(progress: RunProgress) -> None:
@@ -67,7 +67,7 @@ def test_a_lost_worker_node_mid_run_loses_nothing(cluster, tmp_path, photo, tiny
 
     summary = restore_archive(job, hook)
 
-    assert restore_actors(num_gpus=0, num_cpus=4) == 3  # what makes every worker node hold an actor
+    assert restore_actors(num_gpus=0, num_cpus=4) == 4  # what makes every worker node hold actors
     assert killed and killed[0] < ROWS, "the node died after the last row: the test proved nothing"
     assert (summary.ok, summary.failed) == (ROWS, 0), summary.failures_by_reason
     parts = read_results(str(output), Storage())
