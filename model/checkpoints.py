@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -26,6 +24,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from model.families import family
+from model.files import write_atomically
 from model.restoration.config import RestorationConfig
 
 # The shipped default model (see docs/MODEL.md).
@@ -145,19 +144,8 @@ def checkpoint_id(data: bytes, meta: CheckpointMeta) -> str:
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = encode_checkpoint(tensors, meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda out: out.write(payload))
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:

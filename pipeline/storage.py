@@ -14,27 +14,22 @@ import re
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from model.files import is_temp_name, write_atomically
+
 # Objects below this size go up in one put_object (atomic in S3); larger ones as a multipart upload that S3
 # only assembles when it is completed and that boto3 aborts on error, so readers never see a partial object.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
 OUTAGE_BACKOFF_CAP_S = 30.0  # longest single wait between tries while an outage lasts
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")  # what _replace_local writes before its rename
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_DENIED = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _T = TypeVar("_T")
-_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}  # and 5xx
 
 
 class StorageError(Exception):
@@ -157,6 +152,8 @@ class Storage:
         """True for an existing object or regular file (a local folder is not an object)."""
         from botocore.exceptions import ClientError
 
+        from pipeline import s3
+
         target = self._object(uri)
         if target.scheme == "file":
             return os.path.isfile(target.key)
@@ -165,7 +162,7 @@ class Storage:
             try:
                 self._s3().head_object(Bucket=target.bucket, Key=target.key)
             except ClientError as exc:
-                if _code(exc) in _NOT_FOUND:
+                if s3.is_not_found(exc):
                     return False
                 raise
             return True
@@ -272,7 +269,7 @@ class Storage:
             return 0
         removed = 0
         for entry in _walk_files(os.path.abspath(target.key)):
-            if _TEMP_NAME.match(entry.name):
+            if is_temp_name(entry.name):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(entry.path)
                     removed += 1
@@ -329,30 +326,15 @@ class Storage:
                     )
 
     def _replace_local(self, uri: str, path: str, write: Callable[[BinaryIO], object]) -> None:
-        """Write via a hidden temp file in the destination folder, fsync, then rename over the target:
-        os.replace is atomic within one file system, so a crash leaves the old file or the new one."""
-        folder, name = os.path.split(os.path.abspath(path))
         with _local_errors(uri):
-            os.makedirs(folder, exist_ok=True)
-            # Not mkstemp: its 0600 mode would make outputs unreadable to others; 0666 minus umask is
-            # what a plain open() gives.
-            tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    write(out)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(tmp)
-                raise
+            write_atomically(path, write)
 
     def _s3(self) -> Any:
+        from pipeline import s3
+
         with self._lock:
             if self._client is None or self._client_pid != os.getpid():
-                self._client = _make_client(self.options)
+                self._client = s3.make_client(self.options)
                 self._client_pid = os.getpid()
             return self._client
 
@@ -385,95 +367,18 @@ class Storage:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from pipeline import s3
+
         try:
             yield
         except (BotoCoreError, ClientError, Boto3Error) as exc:
-            raise _s3_error(uri, exc, self.options.max_attempts) from exc
-
-
-def _make_client(options: StorageOptions) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    extra: dict[str, Any] = {}
-    if options.endpoint_url:
-        # MinIO and Ceph RGW expect path-style addressing by default, and some of their releases reject
-        # the CRC checksum headers botocore sends unasked since 1.36; AWS accepts both settings.
-        extra = {
-            "s3": {"addressing_style": "path"},
-            "request_checksum_calculation": "when_required",
-            "response_checksum_validation": "when_required",
-        }
-    config = Config(
-        retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        **extra,
-    )
-    # A private session: boto3's default session is not safe to create clients from concurrently.
-    session = boto3.session.Session()
-    return session.client("s3", endpoint_url=options.endpoint_url, region_name=options.region, config=config)
+            raise s3.storage_error(uri, exc, self.options.max_attempts) from exc
 
 
 def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024)
-
-
-def _s3_error(uri: str, exc: Exception, attempts: int) -> StorageError:
-    """Translate a botocore/boto3 exception into a one-line StorageError. Only error codes go into the
-    message, never the service's text, which for signature errors echoes request details."""
-    from boto3.exceptions import S3UploadFailedError
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionError,
-        HTTPClientError,
-        NoCredentialsError,
-        PartialCredentialsError,
-    )
-
-    if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, Exception):
-        exc = exc.__context__  # s3transfer wraps the real ClientError in its context
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        bucket = parse_uri(uri).bucket
-        if code == "NoSuchBucket":
-            return StorageError(
-                f"{uri}: bucket '{bucket}' does not exist; check the bucket name and endpoint"
-            )
-        if code in _NOT_FOUND:
-            return StorageError(f"{uri}: not found; check the key or prefix")
-        if code in _DENIED:
-            return StorageError(
-                f"{uri}: access denied ({code}); check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or "
-                "the instance role) and the bucket policy"
-            )
-        if code in _TRANSIENT or status >= 500:
-            return StorageError(
-                f"{uri}: transient S3 error {code or status} persisted after {attempts} attempts; "
-                "retry later",
-                transient=True,
-            )
-        return StorageError(f"{uri}: S3 refused the request ({code or status})")
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return StorageError(
-            f"{uri}: no usable AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or run with an instance role"
-        )
-    if isinstance(exc, ConnectionError | HTTPClientError):
-        return StorageError(
-            f"{uri}: transient connection error ({type(exc).__name__}) persisted after {attempts} attempts; "
-            "check the endpoint and network, then retry",
-            transient=True,
-        )
-    return StorageError(f"{uri}: S3 request failed ({type(exc).__name__})")
-
-
-def _code(exc: Any) -> str:
-    """A botocore ClientError's S3 code, e.g. 'NoSuchKey' (the HTTP status for bodiless HEAD replies)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _walk_files(folder: str) -> Iterator[os.DirEntry[str]]:
