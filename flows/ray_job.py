@@ -9,6 +9,7 @@ its final results.parquet.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shlex
 import time
@@ -29,41 +30,9 @@ POLL_S = 5.0
 
 
 def restore_command(job: RestoreJob) -> list[str]:
-    """The `patina restore` command line the cluster runs, joining the cluster it runs on."""
-    cfg = job.pipeline
-    argv = [
-        "patina",
-        "restore",
-        "--manifest",
-        job.manifest,
-        "--output",
-        job.output,
-        "--model",
-        job.model,
-        "--batch-size",
-        str(cfg.batch_size),
-        "--tile",
-        str(cfg.tile),
-        "--overlap",
-        str(cfg.overlap),
-        "--tiles-per-batch",
-        str(cfg.tiles_per_batch),
-        "--format",
-        cfg.output_format,
-        "--max-pixels",
-        str(cfg.max_pixels),
-        "--flush-rows",
-        str(job.flush_rows),
-        "--ray-address",
-        "auto",
-        "--outage-patience",
-        str(job.storage.outage_patience_s),
-    ]
-    if job.limit is not None:
-        argv += ["--limit", str(job.limit)]
-    if job.storage.endpoint_url:
-        argv += ["--endpoint-url", job.storage.endpoint_url]
-    return argv
+    """The `patina restore` command line the cluster runs: the whole job as JSON (nothing re-defaulted on
+    the way), joining the cluster it runs on."""
+    return ["patina", "restore", "--job", dataclasses.replace(job, ray_address="auto").to_json()]
 
 
 def submit_restore(

@@ -1,11 +1,16 @@
-"""Batch restoration settings: the one typed config of a restore run's pipeline (tiling, batching, limits,
-output format), checked when built so a bad value is a one-line error before any work starts."""
+"""The one typed config of an archive run: ``RestoreJob`` (what to run, where, with which model) nesting
+``PipelineConfig`` (tiling, batching, limits, output format) and the storage options. Checked when built,
+so a bad value is a one-line error before any work starts; serialised whole to a Ray Job."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+from dataclasses import dataclass, field
 
+from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.batch.outputs import OUTPUT_FORMATS
+from pipeline.storage import StorageOptions
 
 
 @dataclass(frozen=True)
@@ -33,3 +38,39 @@ class PipelineConfig:
             raise ValueError(
                 f"unknown output format {self.output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"
             )
+
+
+@dataclass(frozen=True)
+class RestoreJob:
+    """Everything one restoration run needs; the CLI and the Prefect flow both build one of these."""
+
+    manifest: str
+    output: str
+    model: str = str(DEFAULT_CHECKPOINT)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    storage: StorageOptions = field(default_factory=StorageOptions)
+    ray_address: str | None = None  # None: start Ray locally in-process
+    limit: int | None = None  # restore at most this many of the remaining rows
+    flush_rows: int = 64  # result rows per part file: the most a killed driver can lose
+    flush_seconds: float = 15.0
+    dashboard: bool = False
+
+    def to_json(self) -> str:
+        """The whole job as JSON: what a Ray Job's `patina restore --job` receives, nested configs and all,
+        so nothing is lost or re-defaulted on the way to the cluster."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RestoreJob:
+        """``to_json``'s inverse; a malformed or unknown field is a one-line ValueError."""
+        try:
+            fields = json.loads(text)
+            return cls(
+                **{
+                    **fields,
+                    "pipeline": PipelineConfig(**fields.get("pipeline", {})),
+                    "storage": StorageOptions(**fields.get("storage", {})),
+                }
+            )
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a restore job: {exc}") from None

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from model.checkpoints import DEFAULT_CHECKPOINT, checkpoint_id, decode_checkpoint
-from pipeline.batch.config import PipelineConfig
+from model.checkpoints import checkpoint_id, decode_checkpoint
+from pipeline.batch.config import RestoreJob
 from pipeline.batch.fused import FusedActor
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
@@ -36,23 +36,7 @@ from pipeline.manifest import (
     read_results,
     write_result_part,
 )
-from pipeline.storage import Storage, StorageOptions
-
-
-@dataclass(frozen=True)
-class RestoreJob:
-    """Everything one restoration run needs; the CLI and the Prefect flow both build one of these."""
-
-    manifest: str
-    output: str
-    model: str = str(DEFAULT_CHECKPOINT)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    storage: StorageOptions = field(default_factory=StorageOptions)
-    ray_address: str | None = None  # None: start Ray locally in-process
-    limit: int | None = None  # restore at most this many of the remaining rows
-    flush_rows: int = 64  # result rows per part file: the most a killed driver can lose
-    flush_seconds: float = 15.0
-    dashboard: bool = False
+from pipeline.storage import Storage
 
 
 @dataclass

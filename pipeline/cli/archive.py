@@ -31,9 +31,11 @@ def manifest_build(
 @app.command()
 @user_errors
 def restore(
-    manifest: str = typer.Option(..., help="Input manifest (Parquet with a `uri` column), local or s3://."),
-    output: str = typer.Option(
-        ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
+    manifest: str | None = typer.Option(
+        None, help="Input manifest (Parquet with a `uri` column), local or s3://. Required."
+    ),
+    output: str | None = typer.Option(
+        None, help="Output prefix (local folder or s3://bucket/prefix), outside the input. Required."
     ),
     model: str | None = typer.Option(None, help="Checkpoint (.safetensors); default: the shipped model."),
     ray_address: str | None = typer.Option(
@@ -54,13 +56,23 @@ def restore(
     outage_patience: float = typer.Option(
         300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
     ),
+    job_json: str | None = typer.Option(
+        None, "--job", help="A whole job as JSON (what a Ray Job runs); no other option may be given."
+    ),
 ) -> None:
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
     from model.checkpoints import DEFAULT_CHECKPOINT
-    from pipeline.batch.config import PipelineConfig
-    from pipeline.batch.run import RestoreJob
+    from pipeline.batch.config import PipelineConfig, RestoreJob
     from pipeline.storage import StorageOptions
 
+    if job_json is not None:
+        given = [name for name, value in (("--manifest", manifest), ("--output", output)) if value]
+        if given:
+            raise ValueError(f"--job carries the whole job; drop {' and '.join(given)}")
+        _run_archive(RestoreJob.from_json(job_json), "restored")
+        return
+    if not manifest or not output:
+        raise ValueError("--manifest and --output are required (or --job)")
     job = RestoreJob(
         manifest=manifest,
         output=output,

@@ -3,6 +3,7 @@ and watched from the flow; artifacts and results as for an in-process run."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -12,7 +13,8 @@ from ray.cluster_utils import Cluster
 
 from flows.ray_job import restore_command
 from flows.restore import restore_archive_flow
-from pipeline.batch.run import RestoreJob
+from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.storage import StorageOptions
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -64,20 +66,40 @@ def test_restore_as_a_ray_job(s3_server, job_server, photo, tiny_checkpoint, art
     from ray.job_submission import JobSubmissionClient
 
     (job,) = JobSubmissionClient(job_server).list_jobs()
-    assert job.status == "SUCCEEDED" and "--ray-address auto" in job.entrypoint
+    assert job.status == "SUCCEEDED" and '"ray_address": "auto"' in job.entrypoint
 
 
 def test_restore_command_round_trips_every_option():
-    job = RestoreJob(manifest="s3://b/m.parquet", output="s3://b/out", model="s3://b/m.safetensors", limit=5)
+    # The job travels whole: every field, nested configs included, comes back equal on the cluster side
+    # (which joins the cluster it runs on), and the real CLI accepts it.
+    job = RestoreJob(
+        manifest="s3://b/m.parquet",
+        output="s3://b/out",
+        model="s3://b/m.safetensors",
+        pipeline=PipelineConfig(
+            tile=256, overlap=16, tiles_per_batch=3, batch_size=5, block_bytes=7, output_format="png"
+        ),
+        storage=StorageOptions(
+            endpoint_url="http://minio:9000", region="eu-1", max_attempts=3, outage_patience_s=9
+        ),
+        limit=5,
+        flush_rows=11,
+        flush_seconds=2.5,
+    )
     argv = restore_command(job)
-    assert argv[:2] == ["patina", "restore"] and argv[argv.index("--limit") + 1] == "5"
+    assert argv[:3] == ["patina", "restore", "--job"]
+    assert RestoreJob.from_json(argv[3]) == dataclasses.replace(job, ray_address="auto")
+    with pytest.raises(ValueError, match="not a restore job"):
+        RestoreJob.from_json('{"manifest": "m", "output": "o", "tiles": 3}')
     from typer.testing import CliRunner
 
     from pipeline.cli import app
 
-    # --help after all options: the real CLI parses every option we generate (and exits before running).
+    # --help after all options: the real CLI parses the command we generate (and exits before running).
     result = CliRunner().invoke(app, [*argv[1:], "--help"])
     assert result.exit_code == 0, result.output
+    both = CliRunner().invoke(app, [*argv[1:], "--output", "s3://b/x"])
+    assert both.exit_code == 2 and "--job carries the whole job; drop --output" in both.output
 
 
 def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
