@@ -79,7 +79,8 @@ def pipeline(manifest: Path, out: Path, checkpoint: str, cfg: PipelineConfig) ->
         RestoreJob(manifest=str(manifest), output=str(out), model=checkpoint, pipeline=cfg), on_progress
     )
     assert summary.failed == 0, summary.failures_by_reason
-    return time.perf_counter() - started, *first[0]
+    first_at, first_rows = first[0] if first else (time.perf_counter() - started, 0)
+    return time.perf_counter() - started, first_at, first_rows
 
 
 def forward_ceiling(checkpoint: str, cfg: PipelineConfig, seconds: float = 10.0) -> float:

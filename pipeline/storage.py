@@ -150,13 +150,12 @@ class Storage:
 
     def exists(self, uri: str) -> bool:
         """True for an existing object or regular file (a local folder is not an object)."""
-        from botocore.exceptions import ClientError
-
-        from pipeline import s3
-
         target = self._object(uri)
         if target.scheme == "file":
             return os.path.isfile(target.key)
+        from botocore.exceptions import ClientError
+
+        from pipeline import s3
 
         def head() -> bool:
             try:

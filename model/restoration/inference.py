@@ -17,7 +17,9 @@ def default_autocast(device: torch.device) -> torch.dtype | None:
     tiles 3.1x faster, with outputs within 2 grey levels of fp32's (PERFORMANCE.md)."""
     if device.type == "cuda":
         return torch.bfloat16
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    # Not torch.ops.mkldnn._is_mkldnn_bf16_supported(): that is true on any AVX-512 CPU (Skylake, Cascade
+    # Lake), where oneDNN emulates bf16, slower than fp32.
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
         return torch.bfloat16
     return None
 

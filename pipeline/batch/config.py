@@ -68,8 +68,8 @@ class RestoreJob:
             return cls(
                 **{
                     **fields,
-                    "pipeline": PipelineConfig(**fields.get("pipeline", {})),
-                    "storage": StorageOptions(**fields.get("storage", {})),
+                    "pipeline": PipelineConfig(**(fields.get("pipeline") or {})),
+                    "storage": StorageOptions(**(fields.get("storage") or {})),
                 }
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:

@@ -72,6 +72,9 @@ class RunSummary:
     results_uri: str
 
 
+GPU_BATCH_ROWS = 8  # most rows per GPU actor call (the whole batch is decoded in the actor's memory)
+
+
 def restore_actors(num_gpus: int, num_cpus: int) -> int:
     """One actor per GPU. Without GPUs, one single-threaded actor per CPU, each running every stage of its
     rows (``FusedActor``): many single-threaded copies scale better than one multi-threaded one, and
@@ -90,7 +93,7 @@ def build_dataset(
     is pure cost, so each actor runs all of them (pipeline/batch/fused.py)."""
     cfg = job.pipeline
     actors = restore_actors(num_gpus, num_cpus)
-    # Each block is one batch of every stage (batch_size=None below): blocks_of sized them.
+    # Each block is one batch of every CPU stage (batch_size=None below): blocks_of sized them.
     blocks = blocks_of(todo, cfg.batch_size, cfg.block_bytes)
     ds = ray.data.from_arrow(blocks)
     era = era_name(job.model)
@@ -142,9 +145,10 @@ def build_dataset(
         fn_constructor_kwargs=model_kwargs,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1,
-        # Ray wants a row count for GPU actors and then regroups blocks to it: the typical block's, so a
-        # batch still holds about block_bytes of input (1 row of large scans, many small images).
-        batch_size=sorted(block.num_rows for block in blocks)[len(blocks) // 2] or 1,
+        # Ray wants a row count for GPU actors and then regroups blocks to it: the typical block's (1 row of
+        # large scans, many small images), but at most GPU_BATCH_ROWS, so a mixed archive's batch never
+        # gathers dozens of large scans that share the typical count of its thumbnails.
+        batch_size=min(sorted(block.num_rows for block in blocks)[len(blocks) // 2] or 1, GPU_BATCH_ROWS),
         batch_format="numpy",
     )
     return ds.map_batches(encode_and_write, fn_kwargs=write, batch_size=None, batch_format="numpy")

@@ -31,6 +31,7 @@ def manifest_build(
 @app.command()
 @user_errors
 def restore(
+    ctx: typer.Context,
     manifest: str | None = typer.Option(
         None, help="Input manifest (Parquet with a `uri` column), local or s3://. Required."
     ),
@@ -66,9 +67,15 @@ def restore(
     from pipeline.storage import StorageOptions
 
     if job_json is not None:
-        given = [name for name, value in (("--manifest", manifest), ("--output", output)) if value]
-        if given:
-            raise ValueError(f"--job carries the whole job; drop {' and '.join(given)}")
+        from click.core import ParameterSource
+
+        given = [
+            "--" + name.replace("_", "-")
+            for name in ctx.params
+            if name != "job_json" and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+        ]
+        if given:  # an option beside --job would be silently ignored
+            raise ValueError(f"--job carries the whole job; drop {', '.join(given)}")
         _run_archive(RestoreJob.from_json(job_json), "restored")
         return
     if not manifest or not output:

@@ -91,6 +91,7 @@ def test_restore_command_round_trips_every_option():
     assert RestoreJob.from_json(argv[3]) == dataclasses.replace(job, ray_address="auto")
     with pytest.raises(ValueError, match="not a restore job"):
         RestoreJob.from_json('{"manifest": "m", "output": "o", "tiles": 3}')
+    assert RestoreJob.from_json('{"manifest": "m", "output": "o", "pipeline": null}') == RestoreJob("m", "o")
     from typer.testing import CliRunner
 
     from pipeline.cli import app
@@ -98,8 +99,8 @@ def test_restore_command_round_trips_every_option():
     # --help after all options: the real CLI parses the command we generate (and exits before running).
     result = CliRunner().invoke(app, [*argv[1:], "--help"])
     assert result.exit_code == 0, result.output
-    both = CliRunner().invoke(app, [*argv[1:], "--output", "s3://b/x"])
-    assert both.exit_code == 2 and "--job carries the whole job; drop --output" in both.output
+    both = CliRunner().invoke(app, [*argv[1:], "--output", "s3://b/x", "--limit", "3"])
+    assert both.exit_code == 2 and "--job carries the whole job; drop --output, --limit" in both.output
 
 
 def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(

@@ -1,6 +1,6 @@
 """CPU restoration runs in bf16 autocast where the CPU has native bf16 (AVX-512 BF16 or AMX): 3.1x the fp32
-rate on 512 px tiles on the 2-core box (docs/PERFORMANCE.md). It must stay within a grey level or two of
-fp32, as it did on the 210 validation copies (mean 0.056 grey levels, at most 2)."""
+rate on 512 px tiles on the 2-core box (docs/PERFORMANCE.md). It must stay close to fp32, as on the 210
+validation copies (mean 0.056 grey levels apart, at most 2); the bounds here leave room for other CPUs."""
 
 from __future__ import annotations
 
