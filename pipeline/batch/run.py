@@ -125,7 +125,8 @@ def build_dataset(
             FusedActor,
             fn_constructor_kwargs={
                 "model_actor": model_actor,
-                "model_kwargs": model_kwargs,
+                # Never a GPU this actor did not reserve (a GPU cluster scaled to zero when the job began).
+                "model_kwargs": {**model_kwargs, "device": "cpu"},
                 "max_pixels": cfg.max_pixels,
                 **write,
             },
