@@ -67,12 +67,11 @@ def restore(
     from pipeline.storage import StorageOptions
 
     if job_json is not None:
-        from click.core import ParameterSource
-
+        # By name: typer 0.29 carries its own copy of click, whose ParameterSource is not click's.
         given = [
             "--" + name.replace("_", "-")
             for name in ctx.params
-            if name != "job_json" and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+            if name != "job_json" and getattr(ctx.get_parameter_source(name), "name", "") != "DEFAULT"
         ]
         if given:  # an option beside --job would be silently ignored
             raise ValueError(f"--job carries the whole job; drop {', '.join(given)}")
