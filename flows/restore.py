@@ -82,7 +82,7 @@ def restore_archive_flow(
     output: str,
     model: str | None = None,
     ray_address: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = PipelineConfig.batch_size,
     tiles_per_batch: int = 8,
     limit: int | None = None,
     max_pixels: int = 200_000_000,

@@ -21,7 +21,7 @@ def stylize_archive_flow(
     output: str,
     era: str,
     ray_address: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = PipelineConfig.batch_size,
     limit: int | None = None,
     max_pixels: int = 200_000_000,
     output_format: str = "same",

@@ -17,7 +17,6 @@ import numpy as np
 
 from pipeline.batch.restorer import ImageActor
 from pipeline.batch.stages import decode, encode_and_write, fetch
-from pipeline.storage import Storage
 
 
 class FusedActor:
@@ -29,21 +28,13 @@ class FusedActor:
         self,
         model_actor: type[ImageActor],
         model_kwargs: dict[str, Any],
-        storage: Storage,
         max_pixels: int,
-        output_prefix: str,
-        output_format: str,
-        model_id: str,
+        write: dict[str, Any],
     ):
+        """``write``: ``encode_and_write``'s keyword arguments; fetch reads with its ``storage``."""
         self.model = model_actor(**model_kwargs)
-        self.storage, self.max_pixels = storage, max_pixels
-        self.output = {
-            "output_prefix": output_prefix,
-            "output_format": output_format,
-            "storage": storage,
-            "model_id": model_id,
-        }
+        self.max_pixels, self.write = max_pixels, write
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        decoded = decode(fetch(batch, self.storage), self.max_pixels)
-        return encode_and_write(self.model(decoded), **self.output)
+        decoded = decode(fetch(batch, self.write["storage"]), self.max_pixels)
+        return encode_and_write(self.model(decoded), **self.write)

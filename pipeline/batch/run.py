@@ -97,9 +97,8 @@ def build_dataset(
     blocks = blocks_of(todo, cfg.batch_size, cfg.block_bytes)
     ds = ray.data.from_arrow(blocks)
     era = era_name(job.model)
-    threads = None if num_gpus else 1
     model_actor, model_kwargs = (
-        (Stylizer, {"era_name": era, "cpu_threads": threads})
+        (Stylizer, {"era_name": era})
         if era is not None
         else (
             Restorer,
@@ -109,7 +108,6 @@ def build_dataset(
                 "tile": cfg.tile,
                 "overlap": cfg.overlap,
                 "tiles_per_batch": cfg.tiles_per_batch,
-                "cpu_threads": threads,
                 "expected_id": model_id,
             },
         )
@@ -125,10 +123,11 @@ def build_dataset(
             FusedActor,
             fn_constructor_kwargs={
                 "model_actor": model_actor,
-                # Never a GPU this actor did not reserve (a GPU cluster scaled to zero when the job began).
-                "model_kwargs": {**model_kwargs, "device": "cpu"},
+                # One thread per actor (one actor per CPU), and never a GPU this actor did not reserve (a
+                # GPU cluster scaled to zero when the job began).
+                "model_kwargs": {**model_kwargs, "device": "cpu", "cpu_threads": 1},
                 "max_pixels": cfg.max_pixels,
-                **write,
+                "write": write,
             },
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
