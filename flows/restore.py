@@ -51,7 +51,7 @@ def plan(job: RestoreJob) -> dict[str, int]:
     check_output_prefix(manifest["uri"], job.output)
     # A missing or broken model is the user's to fix: found here it fails the flow once, where a Ray Job
     # failing on it would look like lost infrastructure and be retried.
-    model_identity(job.model, storage)
+    model_identity(job.model, storage, job.reference)
     remaining = plan_remaining(manifest, job.output, storage)
     return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
 

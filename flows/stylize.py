@@ -1,5 +1,6 @@
-"""Prefect flow: render an archive as period prints of one era. The restore-archive flow's plan and run tasks
-(same retries, same resume), with the era preset as the model; artifacts as restore-archive publishes them."""
+"""Prefect flow: give an archive a period look, an era preset's print or a real old photo's look (the retro
+model reading a reference). The restore-archive flow's plan and run tasks (same retries, same resume);
+artifacts as restore-archive publishes them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from prefect import flow
 
 from flows.restore import plan_run_publish
+from model.checkpoints import DEFAULT_RETRO_CHECKPOINT
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.run import RestoreJob
 from pipeline.batch.stylizer import ERA_SCHEME
@@ -19,7 +21,9 @@ from pipeline.storage import StorageOptions
 def stylize_archive_flow(
     manifest: str,
     output: str,
-    era: str,
+    era: str | None = None,
+    reference: str | None = None,
+    model: str | None = None,
     ray_address: str | None = None,
     batch_size: int = PipelineConfig.batch_size,
     limit: int | None = None,
@@ -28,17 +32,22 @@ def stylize_archive_flow(
     endpoint_url: str | None = None,
     ray_job_server: str | None = None,
 ) -> dict[str, Any]:
-    """Render every image of MANIFEST not yet rendered under OUTPUT as an ERA print (``patina retro eras``);
-    re-running resumes. Ray and Ray Job options as for restore-archive."""
+    """Give every image of MANIFEST not yet done under OUTPUT the look of ERA (``patina retro eras``) or of
+    the old photo REFERENCE (read by the retro MODEL, default the shipped one); re-running resumes. Ray and
+    Ray Job options as for restore-archive."""
+    if (era is None) == (reference is None):
+        raise ValueError("give exactly one of era or reference")
     job = RestoreJob(
         manifest=manifest,
         output=output,
-        model=f"{ERA_SCHEME}{era}",
+        model=f"{ERA_SCHEME}{era}" if era is not None else (model or str(DEFAULT_RETRO_CHECKPOINT)),
+        reference=reference,
         pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
         storage=StorageOptions(endpoint_url=endpoint_url),
         ray_address=ray_address,
         limit=limit,
     )
     # A bad era name fails the plan task, once, before any work.
-    summary = plan_run_publish(job, ray_job_server, "stylize", "rendered", f"Before and {era}")
+    look = era if era is not None else f"the look of {reference}"
+    summary = plan_run_publish(job, ray_job_server, "stylize", "rendered", f"Before and {look}")
     return asdict(summary)

@@ -29,6 +29,8 @@ from model.restoration.config import RestorationConfig
 
 # The shipped default model (see docs/MODEL.md).
 DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-restoration-small.safetensors"
+# The shipped reference-guided retro model (see docs/RETRO.md).
+DEFAULT_RETRO_CHECKPOINT = Path(__file__).parent / "weights" / "patina-retro-small.safetensors"
 
 FORMAT = "patina-checkpoint"
 FORMAT_VERSION = 2  # 2: records the model family; version-1 files are all restoration checkpoints

@@ -1,6 +1,6 @@
 """Model families by name. A checkpoint records its ``family``; this map rebuilds its config and generator.
 
-One entry per folder under model/ (restoration today; retro style transfer will be the second). Unknown
+One entry per folder under model/: restoration, and retro (reference-guided style transfer). Unknown
 names raise: a checkpoint from a family this patina does not know is refused with the name, never guessed.
 """
 
@@ -26,7 +26,14 @@ def _restoration() -> Family:
     return Family(RestorationConfig.from_dict, lambda cfg: Generator(cfg.generator))
 
 
-FAMILIES: dict[str, Callable[[], Family]] = {"restoration": _restoration}
+def _retro() -> Family:
+    from model.retro.config import RetroConfig
+    from model.retro.generator import RetroModel
+
+    return Family(RetroConfig.from_dict, RetroModel)
+
+
+FAMILIES: dict[str, Callable[[], Family]] = {"restoration": _restoration, "retro": _retro}
 
 
 def family(name: str) -> Family:

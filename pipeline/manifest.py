@@ -13,6 +13,7 @@ build_manifest touches rows one by one, as the listing delivers them.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,7 @@ STATUSES = ("ok", "failed", "skipped")
 NOT_PROCESSED = "not processed (run interrupted or limited)"
 RESULTS_DIR = "_results"
 RESULTS_FILE = "results.parquet"
+MODEL_METADATA = "patina.model"  # results.parquet metadata key: which model and look made the outputs
 T = TypeVar("T")
 # Reading parts is latency-bound on S3 (one GET each), so several are fetched at once.
 READ_THREADS = 16
@@ -203,10 +205,13 @@ def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Pla
     return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo)
 
 
-def finalize_results(manifest: pa.Table, prefix_uri: str, storage: Storage) -> pa.Table:
+def finalize_results(
+    manifest: pa.Table, prefix_uri: str, storage: Storage, model: dict[str, Any] | None = None
+) -> pa.Table:
     """Fold all parts into ``<prefix>/results.parquet`` and return it: one row per manifest row, in manifest
     order, with RESULT_SCHEMA columns then the manifest's extra columns. ``manifest`` is what read_manifest
-    or validate_manifest returned (unique string ids).
+    or validate_manifest returned (unique string ids). ``model`` (family, era or reference, parameters) is
+    stored once as the file's ``patina.model`` metadata (JSON), not on every row.
 
     Per id, an 'ok' row beats any other, and otherwise the latest row wins (later part, then later row), so
     failed-then-ok retries and parts duplicated by a crash resolve cleanly. Manifest rows never attempted get
@@ -240,6 +245,8 @@ def finalize_results(manifest: pa.Table, prefix_uri: str, storage: Storage) -> p
     final = pa.Table.from_arrays(
         [*columns, *(manifest[name] for name in extras)], names=[*RESULT_SCHEMA.names, *extras]
     )
+    if model is not None:
+        final = final.replace_schema_metadata({MODEL_METADATA: json.dumps(model, sort_keys=True)})
     with tempfile.TemporaryDirectory(prefix="patina-results-") as tmp:
         local = os.path.join(tmp, RESULTS_FILE)
         pq.write_table(final, local, compression="zstd")

@@ -244,6 +244,22 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_retro_checkpoint(tmp_path_factory) -> Path:
+    """A `tiny` retro model (style encoder + generator) whose output differs from its input: its zero-started
+    last layers are re-drawn (untrained, it would return the photo unchanged)."""
+    from model.retro.config import tiny as retro_tiny
+    from model.retro.generator import RetroModel
+
+    torch.manual_seed(0)
+    model = RetroModel(retro_tiny())
+    for layer in (model.generator.point_out, model.generator.local_out):
+        layer.reset_parameters()
+    path = tmp_path_factory.mktemp("models") / "retro-tiny.safetensors"
+    save_generator(path, model, retro_tiny(), step=3, data="test weights", family_name="retro")
+    return path
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` run where CUDA is, and are reported as skipped (with the reason) elsewhere."""
     if torch.cuda.is_available():

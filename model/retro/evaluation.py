@@ -2,8 +2,8 @@
 
 - Transfer fidelity where the truth is known: for photo pair (A, B) and parameters p drawn by
   ``sample_params``, the reference is A rendered with p and the target is B rendered with p. A method sees
-  (B, reference) and is scored by PSNR / SSIM against the target. The classical baselines are scored today;
-  the reference-guided GAN will be scored the same way.
+  (B, reference) and is scored by PSNR / SSIM against the target: the reference-guided model and the
+  classical baselines alike. The encoder's reading of each reference is scored against the true p.
 - Content preservation per era: SSIM of the luminance of the era's print against the photo's luminance.
 """
 
@@ -19,7 +19,9 @@ from PIL import Image
 
 from model.degradation.aging import LUMA
 from model.metrics import psnr, ssim
+from model.retro import targets
 from model.retro.eras import ERAS
+from model.retro.generator import RetroModel
 from model.retro.params import RetroParams
 from model.retro.render import render
 from model.retro.sampling import sample_params
@@ -79,6 +81,40 @@ def score_transfer(pairs: list[TransferPair], transfer: Transfer) -> dict[str, f
     }
 
 
+def model_transfer(model: RetroModel, autocast_dtype: torch.dtype | None = None) -> Transfer:
+    """A ``Transfer`` by the reference-guided model (the encoder reads the reference, the generator
+    restyles the photo), on the model's device."""
+    device = next(model.parameters()).device
+
+    def transfer(photo: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        x, ref = (_tensor(a, device) for a in (photo, reference))
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+        ):
+            out = model.transfer(x, ref)
+        return _uint8(out[0].float())
+
+    return transfer
+
+
+@torch.no_grad()
+def parameter_recovery(model: RetroModel, pairs: list[TransferPair]) -> dict[str, float]:
+    """How well the encoder reads each reference's true parameters: mean absolute error per parameter on
+    its [0, 1] scale (targets.RANGES), overall, and the sensitivity class accuracy."""
+    device = next(model.parameters()).device
+    errors, correct = [], 0
+    for pair in pairs:
+        style = model.encoder(_tensor(pair.reference, device))
+        errors.append((style.params[0].float().cpu() - targets.to_vector(pair.params)).abs())
+        correct += int(style.sensitivity_logits[0].argmax()) == targets.sensitivity_index(pair.params)
+    per = torch.stack(errors).mean(0)
+    return {
+        "mean_abs_error": float(per.mean()),
+        "sensitivity_accuracy": correct / len(pairs),
+        **{f"error:{name}": float(e) for name, e in zip(targets.NAMES, per, strict=True)},
+    }
+
+
 def content_preservation(photos: list[tuple[str, np.ndarray]], seed: int = 0) -> dict[str, float]:
     """Per era: mean SSIM of the print's luminance against the photo's."""
     return {
@@ -90,6 +126,15 @@ def content_preservation(photos: list[tuple[str, np.ndarray]], seed: int = 0) ->
 def _render(photo: np.ndarray, params: RetroParams, seed: int) -> np.ndarray:
     out = render(torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1), params, seed)
     return np.clip(np.rint(out.permute(1, 2, 0).numpy() * 255), 0, 255).astype(np.uint8)
+
+
+def _tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 * 2 - 1).to(device)
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return np.clip(np.rint((image.permute(1, 2, 0).cpu().numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _luma(image: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ class RestoreJob:
     manifest: str
     output: str
     model: str = str(DEFAULT_CHECKPOINT)
+    reference: str | None = None  # with a retro checkpoint as model: the old photo whose look is given to all
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     storage: StorageOptions = field(default_factory=StorageOptions)
     ray_address: str | None = None  # None: start Ray locally in-process

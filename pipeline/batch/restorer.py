@@ -136,7 +136,8 @@ class Restorer(ImageActor):
         # would be restarted by Ray again and again instead. Called directly, it raises at once.
         self.refusal = ""
         try:
-            generator, _, self.model_id = load_generator(checkpoint, storage or Storage(), self.device)
+            generator, meta, checkpoint_id = load_generator(checkpoint, storage or Storage(), self.device)
+            self.model_id = self.identify(checkpoint, checkpoint_id, meta.family)
         except (CheckpointError, StorageError) as exc:
             # An outage is not the model's fault: raising lets Ray start the actor again, which retries.
             if not expected_id or getattr(exc, "transient", False):
@@ -153,6 +154,14 @@ class Restorer(ImageActor):
         if self.device.type == "cuda":
             generator = generator.to(memory_format=torch.channels_last)
         self.generator = generator
+
+    family = "restoration"
+
+    def identify(self, checkpoint: str, checkpoint_id: str, family_name: str) -> str:
+        """The id result rows record for this actor's model; a checkpoint of another family is refused."""
+        if family_name != self.family:
+            raise CheckpointError(f"{checkpoint}: is a {family_name} model, not a {self.family} model")
+        return checkpoint_id
 
     def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;

@@ -27,7 +27,15 @@ from pipeline.batch.fused import FusedActor
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import decode, encode_and_write, fetch
-from pipeline.batch.stylizer import Stylizer, era_model_id, era_name
+from pipeline.batch.stylizer import (
+    ReferenceStylizer,
+    Stylizer,
+    describe_model,
+    era_model_id,
+    era_name,
+    read_reference,
+    reference_model_id,
+)
 from pipeline.manifest import (
     RESULT_SCHEMA,
     finalize_results,
@@ -97,21 +105,27 @@ def build_dataset(
     blocks = blocks_of(todo, cfg.batch_size, cfg.block_bytes)
     ds = ray.data.from_arrow(blocks)
     era = era_name(job.model)
-    model_actor, model_kwargs = (
-        (Stylizer, {"era_name": era})
-        if era is not None
-        else (
-            Restorer,
-            {
-                "checkpoint": job.model,
-                "storage": storage,
-                "tile": cfg.tile,
-                "overlap": cfg.overlap,
-                "tiles_per_batch": cfg.tiles_per_batch,
-                "expected_id": model_id,
-            },
-        )
-    )
+    model_actor: type
+    if era is not None:
+        model_actor, model_kwargs = Stylizer, {"era_name": era}
+    elif job.reference is not None:
+        model_actor = ReferenceStylizer
+        model_kwargs = {
+            "checkpoint": job.model,
+            "reference": job.reference,
+            "storage": storage,
+            "expected_id": model_id,
+        }
+    else:
+        model_actor = Restorer
+        model_kwargs = {
+            "checkpoint": job.model,
+            "storage": storage,
+            "tile": cfg.tile,
+            "overlap": cfg.overlap,
+            "tiles_per_batch": cfg.tiles_per_batch,
+            "expected_id": model_id,
+        }
     write = {
         "output_prefix": job.output,
         "output_format": cfg.output_format,
@@ -177,15 +191,26 @@ def blocks_of(todo: pa.Table, max_rows: int, block_bytes: int) -> list[pa.Table]
     return [rows.slice(start, end - start) for start, end in zip(starts, ends, strict=True)] or [rows]
 
 
-def model_identity(model: str, storage: Storage) -> str:
-    """The id results record for ``model``: a checkpoint's content id, or an era preset's (``era:NAME``,
-    see pipeline/batch/stylizer.py). Reading it validates the model before anything starts: a bad checkpoint
-    or era name is one clear error, not N failed rows."""
+def model_identity(model: str, storage: Storage, reference: str | None = None) -> str:
+    """The id results record for ``model``: a checkpoint's content id, an era preset's (``era:NAME``, see
+    pipeline/batch/stylizer.py), or a retro checkpoint's with the reference's digest. Reading it validates
+    the model and the reference before anything starts: a bad checkpoint, era name or reference, or a
+    model of the wrong family, is one clear error, not N failed rows."""
     era = era_name(model)
     if era is not None:
+        if reference is not None:
+            raise ValueError("an era preset takes no reference: give --era or --reference, not both")
         return era_model_id(era)
     model_bytes = storage.read_bytes(model)
-    return checkpoint_id(model_bytes, decode_checkpoint(model_bytes, model)[1])
+    meta = decode_checkpoint(model_bytes, model)[1]
+    model_id = checkpoint_id(model_bytes, meta)
+    if meta.family == "retro":
+        if reference is None:
+            raise ValueError(f"{model}: a retro model gives photos the look of a reference; pass --reference")
+        return reference_model_id(model_id, read_reference(reference, storage)[1])
+    if reference is not None:
+        raise ValueError(f"{model}: a {meta.family} model takes no reference; use a retro model")
+    return model_id
 
 
 def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] | None = None) -> RunSummary:
@@ -193,7 +218,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
-    model_id = model_identity(job.model, storage)
+    model_id = model_identity(job.model, storage, job.reference)
     plan = plan_remaining(manifest, job.output, storage)
     _check_same_model(job.output, storage, model_id)
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
@@ -213,7 +238,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     finally:
         if started_ray:
             ray.shutdown()
-    final = finalize_results(manifest, job.output, storage)
+    final = finalize_results(manifest, job.output, storage, describe_model(job.model, job.reference, storage))
     seconds = time.monotonic() - progress.started
     return RunSummary(
         total=plan.total,

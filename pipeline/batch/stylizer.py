@@ -1,22 +1,32 @@
-"""The Ray Data actor that renders decoded images as period prints with an era preset (model/retro/).
+"""The Ray Data actors that give decoded images a period look (model/retro/).
 
-A run with ``--model era:NAME`` (``patina stylize --era NAME``) goes through the same job as restoration:
-manifest, fetch, decode, this actor in place of the ``Restorer``, encode and write, results manifest. Callable
-without Ray too: ``Stylizer("1900s-sepia")(batch)``.
+- ``Stylizer``: an era preset through the parametric renderer (``--model era:NAME``, ``stylize --era``).
+- ``ReferenceStylizer``: the look of a real old photo, read by the retro model's style encoder and applied by
+  its generator (a retro checkpoint as ``--model`` and ``--reference URI``, ``patina stylize --reference``).
+Both go through the same job as restoration: manifest, fetch, decode, the actor in place of the
+``Restorer``, encode and write, results manifest. Callable without Ray: ``Stylizer("1900s-sepia")(batch)``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import zlib
 
 import numpy as np
 import torch
+from PIL import Image
 
+from model.checkpoints import DEFAULT_RETRO_CHECKPOINT, CheckpointError, load_generator
+from model.retro.encoder import Style
 from model.retro.eras import era
+from model.retro.generator import stylize
 from model.retro.render import render
-from pipeline.batch.restorer import ImageActor, colour_tensor, like_pixels, pick_device
+from pipeline.batch.restorer import ImageActor, Restorer, colour_tensor, like_pixels, pick_device
 from pipeline.batch.stages import image_at
+from pipeline.storage import Storage
+
+REFERENCE_SIDE = 1024  # the encoder reads a 128 px view and whole-image statistics: 1024 px is plenty
 
 ERA_SCHEME = "era:"  # --model era:NAME selects an era preset instead of a checkpoint
 
@@ -50,3 +60,104 @@ class Stylizer(ImageActor):
         seed = zlib.crc32(str(batch["id"][i]).encode())
         out = render(colour_tensor(pixels, self.device), self.params, seed)
         return like_pixels(out, pixels, keep_grey=False), 0.0
+
+
+def read_reference(uri: str, storage: Storage) -> tuple[torch.Tensor, str]:
+    """A reference photo as (1, 3, h, w) in [-1, 1] (long side at most REFERENCE_SIDE) and the digest of its
+    bytes; anything but a readable image is a one-line ValueError."""
+    data = storage.read_bytes(uri)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert("RGB")
+            image.thumbnail((REFERENCE_SIDE, REFERENCE_SIDE), Image.Resampling.LANCZOS)
+            pixels = np.asarray(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{uri}: the reference is not a readable image ({exc})") from None
+    tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return tensor, hashlib.sha256(data).hexdigest()[:12]
+
+
+def reference_model_id(checkpoint_id: str, reference_digest: str) -> str:
+    """What result rows of a reference run record: the retro checkpoint and the reference's content, so one
+    output prefix holds one look."""
+    return f"{checkpoint_id}+reference-{reference_digest}"
+
+
+class ReferenceStylizer(Restorer):
+    """Gives each row the look of ``reference``: the retro model's encoder reads the reference once, its
+    generator restyles every image tile by tile (model/retro/generator.stylize). Checkpoint loading, the
+    model-changed refusal and bf16 are the ``Restorer``'s; the recorded id adds the reference's digest."""
+
+    family = "retro"
+
+    def __init__(
+        self,
+        checkpoint: str,
+        reference: str,
+        storage: Storage | None = None,
+        device: str = "auto",
+        cpu_threads: int | None = None,
+        expected_id: str | None = None,
+    ):
+        self.reference, self.reference_digest = read_reference(reference, storage or Storage())
+        super().__init__(checkpoint, storage, device=device, cpu_threads=cpu_threads, expected_id=expected_id)
+        self.style: Style | None = None
+        if self.generator is not None:
+            with torch.no_grad(), self._autocast():
+                self.style = self.generator.encoder(self.reference.to(self.device))
+
+    def identify(self, checkpoint: str, checkpoint_id: str, family_name: str) -> str:
+        return reference_model_id(
+            super().identify(checkpoint, checkpoint_id, family_name), self.reference_digest
+        )
+
+    def _autocast(self):
+        dtype = self.autocast or torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.autocast is not None)
+
+    def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
+        if self.refusal or self.style is None:
+            raise CheckpointError(self.refusal)
+        pixels = image_at(batch, i)
+        photo = colour_tensor(pixels, self.device)[None] * 2 - 1
+        with self._autocast():
+            out = stylize(self.generator, photo, self.style)
+        return like_pixels(((out[0].float() + 1) / 2).clamp(0, 1), pixels, keep_grey=False), 0.0
+
+
+def load_retro(model: str | None, storage: Storage, device: str | torch.device = "cpu"):
+    """The retro model at ``model`` (default: the shipped one) and its id; a model of another family is a
+    one-line error."""
+    uri = model or str(DEFAULT_RETRO_CHECKPOINT)
+    generator, meta, checkpoint_id = load_generator(uri, storage, device)
+    if meta.family != "retro":
+        raise ValueError(f"{uri}: is a {meta.family} model; a reference needs a retro model")
+    return generator, checkpoint_id
+
+
+def estimate_look(generator, reference: str, storage: Storage) -> tuple[Style, str]:
+    """The retro model's reading of ``reference``: its style and the digest of the reference's bytes."""
+    image, digest = read_reference(reference, storage)
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        return generator.encoder(image.to(device)), digest
+
+
+def describe_model(model: str, reference: str | None, storage: Storage) -> dict:
+    """What made a run's outputs, for the results manifest: the family, the era or the reference, and the
+    renderer parameters (an era's, or those the retro model's encoder estimated from the reference)."""
+    name = era_name(model)
+    if name is not None:
+        return {"family": "retro", "era": name, "params": era(name).to_dict()}
+    if reference is None:
+        return {"family": "restoration", "model": model}
+    generator, checkpoint_id = load_retro(model, storage)
+    style, digest = estimate_look(generator, reference, storage)
+    return {
+        "family": "retro",
+        "model": model,
+        "model_id": checkpoint_id,
+        "reference": reference,
+        "reference_sha256": digest,
+        "params": style.to_params().to_dict(),
+    }

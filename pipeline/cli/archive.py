@@ -124,7 +124,13 @@ def stylize(
     output: str = typer.Option(
         ..., help="Output prefix (local folder or s3://bucket/prefix), outside the input."
     ),
-    era: str = typer.Option(..., help="Era preset (patina retro eras)."),
+    era: str | None = typer.Option(None, help="Era preset (patina retro eras)."),
+    reference: str | None = typer.Option(
+        None, help="An old photo (local or s3://) whose look every image gets, read by the retro model."
+    ),
+    model: str | None = typer.Option(
+        None, help="Retro checkpoint for --reference (local or s3://); default: the shipped one."
+    ),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
@@ -140,17 +146,24 @@ def stylize(
         300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
     ),
 ) -> None:
-    """Render every image of a manifest as a period print of ERA under OUTPUT: the restore job's pipeline
-    (resumable, never writes outside OUTPUT), with the era recorded as the model of every result row."""
+    """Give every image of a manifest a period look under OUTPUT: an era preset's print (--era), or the look
+    of a real old photo (--reference). The restore job's pipeline (resumable, never writes outside OUTPUT);
+    the era or reference is recorded with every result row and in results.parquet's metadata."""
+    from model.checkpoints import DEFAULT_RETRO_CHECKPOINT
     from pipeline.batch.config import PipelineConfig
     from pipeline.batch.run import RestoreJob
     from pipeline.batch.stylizer import ERA_SCHEME
     from pipeline.storage import StorageOptions
 
+    if (era is None) == (reference is None):
+        raise ValueError("give exactly one of --era NAME or --reference OLD_PHOTO")
+    if era is not None and model is not None:
+        raise ValueError("--model is the retro checkpoint for --reference; an era needs none")
     job = RestoreJob(
         manifest=manifest,
         output=output,
-        model=f"{ERA_SCHEME}{era}",
+        model=f"{ERA_SCHEME}{era}" if era is not None else (model or str(DEFAULT_RETRO_CHECKPOINT)),
+        reference=reference,
         pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
         storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
         ray_address=ray_address,

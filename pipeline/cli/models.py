@@ -108,6 +108,9 @@ def train(
     ),
     pool_size: int | None = typer.Option(None, help="Degraded training pairs kept in memory."),
     preset: str = typer.Option("small", help="Model size preset: tiny, small (default) or large (GPU)."),
+    family: str = typer.Option(
+        "restoration", help="Model family: restoration (default) or retro (reference-guided style transfer)."
+    ),
     resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
     val_limit: int = typer.Option(8, help="Validation photos scored at each checkpoint."),
     seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
@@ -116,13 +119,21 @@ def train(
     ),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
-    """Train the restoration GAN with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
+    """Train a GAN family with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
     from model.restoration.config import DegradationConfig
-    from model.restoration.config import preset as get_preset
+    from model.restoration.config import preset as restoration_preset
+    from model.retro.config import preset as retro_preset
     from pipeline.storage import StorageOptions
     from pipeline.training.driver import TrainJob, parse_duration, train_gan
 
-    cfg = get_preset(preset).with_train(
+    presets = {"restoration": restoration_preset, "retro": retro_preset}
+    if family not in presets:
+        raise typer.BadParameter(
+            f"unknown family {family!r}; choose one of {sorted(presets)}", param_hint="--family"
+        )
+    if mixture and family != "restoration":
+        raise typer.BadParameter("--mixture is a restoration option (retro draws looks, not damage)")
+    cfg = presets[family](preset).with_train(
         steps=steps,
         batch_size=batch_size,
         crop=crop,
@@ -148,6 +159,7 @@ def train(
         val_limit=val_limit,
         ray_address=ray_address,
         storage=StorageOptions(endpoint_url=endpoint_url),
+        family=family,
     )
     metrics = train_gan(job)
     console.print(

@@ -1,5 +1,6 @@
 """A static HTML grid of period looks: one row per photo, the photo then one column per era, rendered at a
-thumbnail size (the renderer's sizes are physical, so a thumbnail shows what the full print would)."""
+thumbnail size (the renderer's sizes are physical, so a thumbnail shows what the full print would), and with
+a reference, a last column in the look of that old photo (the retro model, its thumbnail in the header)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,25 @@ from pipeline.tools.gallery import PAGE_CSS, THUMBS_DIR
 PAGE_FILE = "retro.html"
 
 
-def write_retro_gallery(src: Path, dst: Path, eras: Sequence[str], side: int = 384, seed: int = 0) -> Path:
-    """Render every photo of ``src`` (its long side scaled to ``side``) in each era into ``dst/thumbs/`` and
-    write ``dst/retro.html``. An unreadable photo gets a row saying why; ``dst == src`` is refused."""
+def write_retro_gallery(
+    src: Path,
+    dst: Path,
+    eras: Sequence[str],
+    side: int = 384,
+    seed: int = 0,
+    reference: str | None = None,
+    model: str | None = None,
+) -> Path:
+    """Render every photo of ``src`` (its long side scaled to ``side``) in each era, and in the look of
+    ``reference`` (read by the retro ``model``, default the shipped one) if given, into ``dst/thumbs/``; write
+    ``dst/retro.html``. An unreadable photo gets a row saying why; ``dst == src`` is refused."""
     looks = {name: era(name) for name in eras}  # a bad era name fails before any work
     if Path(dst).resolve() == Path(src).resolve():
         raise ValueError(
             f"{dst}: output folder is the input folder; choose another so originals stay untouched"
         )
     (dst / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+    transfer = _reference_look(reference, model, dst) if reference else None
     rows = []
     for path in list_images(src):
         try:
@@ -36,15 +47,20 @@ def write_retro_gallery(src: Path, dst: Path, eras: Sequence[str], side: int = 3
                 photo.thumbnail((side, side), Image.Resampling.LANCZOS)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             reason = html.escape(f"{path.name}: {exc}".splitlines()[0])
-            rows.append(f'<tr><td colspan="{len(looks) + 1}" class="err">{reason}</td></tr>')
+            columns = len(looks) + 1 + (transfer is not None)
+            rows.append(f'<tr><td colspan="{columns}" class="err">{reason}</td></tr>')
             continue
         cells = [_save(photo, dst, f"{path.name}.jpg")]
         look_seed = int(image_seed(seed, path.name).integers(2**31))
         for name, params in looks.items():
             printed = tensor_to_image(render(image_to_tensor(photo), params, look_seed))
             cells.append(_save(printed, dst, f"{path.name}.{name}.jpg"))
+        if transfer is not None:
+            cells.append(_save(transfer[1](photo), dst, f"{path.name}.reference.jpg"))
         rows.append("<tr>" + "".join(f'<td class="img">{cell}</td>' for cell in cells) + "</tr>")
     headers = "".join(f"<th>{html.escape(h)}</th>" for h in ["photo", *looks])
+    if transfer is not None:
+        headers += f"<th>look of {html.escape(Path(str(reference)).name)}<br>{transfer[0]}</th>"
     title = "patina period looks"
     page = dst / PAGE_FILE
     page.write_text(
@@ -54,6 +70,25 @@ def write_retro_gallery(src: Path, dst: Path, eras: Sequence[str], side: int = 3
         encoding="utf-8",
     )
     return page
+
+
+def _reference_look(reference: str, model: str | None, dst: Path):
+    """(the reference's thumbnail as an <img>, photo -> photo in its look) by the retro model."""
+    from model.retro.generator import stylize
+    from pipeline.batch.stylizer import estimate_look, load_retro, read_reference
+    from pipeline.storage import Storage
+
+    storage = Storage()
+    generator, _ = load_retro(model, storage)
+    style, _ = estimate_look(generator, reference, storage)
+    shown = tensor_to_image((read_reference(reference, storage)[0][0] + 1) / 2)
+    shown.thumbnail((192, 192))
+
+    def look(photo: Image.Image) -> Image.Image:
+        x = image_to_tensor(photo)[None] * 2 - 1
+        return tensor_to_image(((stylize(generator, x, style)[0] + 1) / 2).clamp(0, 1))
+
+    return _save(shown, dst, "reference.jpg"), look
 
 
 def _save(image: Image.Image, dst: Path, name: str) -> str:

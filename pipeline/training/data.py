@@ -86,63 +86,41 @@ def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
 WHOLE_PHOTO_FRACTION = 0.3
 
 
-class PairPool:
-    """Training batches drawn from a pool of degraded pairs that is refreshed in the background.
+class RenderedPool:
+    """Training entries drawn from a pool of rendered samples that is refreshed in the background.
 
-    Rendering a degraded pair costs more CPU than a training step spends on it, so on a 2-core box pairs
+    Rendering a sample costs more CPU than a training step spends on it, so on a 2-core box samples
     rendered on the fly starve the model (Real-ESRGAN keeps a pool for a related reason). The pool holds
-    ``size`` pairs as uint8 crops; every step ``refresh`` new pairs replace the oldest, rendered in a thread
-    while the step trains; a batch is ``batch_size`` pool entries, each in one of the 8 flips/rotations.
+    ``size`` samples (each a tuple of tensors from ``_sample``); every step ``refresh`` new ones replace the
+    oldest, rendered in a thread while the step trains. Subclasses render samples and assemble batches.
 
-    Deterministic and resumable: pair number g is drawn from ``default_rng([seed, rank, g])`` and lives in
-    slot ``g % size``; before step s the pool holds, in each slot, the newest pair with
+    Deterministic and resumable: sample number g is drawn from ``default_rng([seed, rank, g])`` and lives
+    in slot ``g % size``; before step s the pool holds, in each slot, the newest sample with
     g < size + s * refresh. So the pool at any step can be rebuilt from the step alone, and a resumed run
     sees the same batches.
     """
 
-    def __init__(
-        self,
-        photos: list[np.ndarray],
-        crop: int,
-        mixture: str,
-        seed: int,
-        rank: int,
-        size: int,
-        refresh: int,
-        device: torch.device | None = None,
-    ):
+    def __init__(self, seed: int, rank: int, size: int, refresh: int, device: torch.device | None = None):
         if size < 1 or refresh < 0:
             raise ValueError(f"pool size must be >= 1 and refresh >= 0, got {size} and {refresh}")
-        self.photos, self.crop, self.mixture = photos, crop, mixture
-        self.thumbnails = [_thumbnail(photo, round(crop * 1.25)) for photo in photos]
         self.seed, self.rank, self.size, self.refresh = seed, rank, size, refresh
         self.device = device or torch.device("cpu")
-        self.degraded = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
-        self.clean = torch.empty(size, 3, crop, crop, dtype=torch.uint8)
-        self.mask = torch.empty(size, 1, crop, crop, dtype=torch.uint8)
+        self.slots: list[torch.Tensor] = []  # one (size, ...) tensor per part of a sample
         self._step: int | None = None  # pool content is that of the start of this step
         self._thread = ThreadPoolExecutor(1)
         self._pending: tuple[int, Future[list]] | None = None
 
-    def batch(self, step: int, batch_size: int) -> Batch:
-        """The batch for ``step``: images (B, 3, crop, crop) in [-1, 1], masks (B, 1, crop, crop), on the
-        pool's device."""
+    def _sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def _draw(self, step: int, batch_size: int) -> tuple[np.random.Generator, torch.Tensor]:
+        """Bring the pool to ``step``; return the step's generator and the ``batch_size`` slots it draws.
+        Starts rendering the samples this step adds, while the step trains."""
         self._advance_to(step)
         rng = np.random.default_rng([self.seed, self.rank, step, 1 << 30])
         index = torch.from_numpy(rng.integers(self.size, size=batch_size))
-        turns, flips = rng.integers(4, size=batch_size), rng.random(batch_size) < 0.5
-        degraded, clean, mask = (
-            torch.stack(
-                [_dihedral(source[j], int(k), bool(f)) for j, k, f in zip(index, turns, flips, strict=True)]
-            )
-            .to(self.device)
-            .float()
-            .div(255)
-            for source in (self.degraded, self.clean, self.mask)
-        )
-        # Start rendering the pairs this step adds while the step trains.
         self._pending = (step, self._thread.submit(self._render, self._new_ids(step)))
-        return Batch(degraded * 2 - 1, clean * 2 - 1, mask)
+        return rng, index
 
     def _new_ids(self, step: int) -> range:
         start = self.size + step * self.refresh
@@ -164,15 +142,65 @@ class PairPool:
             self._store(ids, self._render(ids))
         self._pending, self._step = None, step
 
-    def _store(self, ids, pairs: list) -> None:
-        for g, (degraded, clean, mask) in zip(ids, pairs, strict=True):
-            slot = g % self.size
-            self.degraded[slot], self.clean[slot], self.mask[slot] = degraded, clean, mask
+    def _store(self, ids, samples: list) -> None:
+        for g, sample in zip(ids, samples, strict=True):
+            if not self.slots:
+                self.slots = [torch.empty((self.size, *t.shape), dtype=t.dtype) for t in sample]
+            for slots, part in zip(self.slots, sample, strict=True):
+                slots[g % self.size] = part
 
     def _render(self, ids) -> list:
-        return [self._pair(np.random.default_rng([self.seed, self.rank, g])) for g in ids]
+        return [self._sample(np.random.default_rng([self.seed, self.rank, g])) for g in ids]
 
-    def _pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+
+class PairPool(RenderedPool):
+    """Degraded pairs (degraded, clean, defect mask) as uint8 crops; a batch is ``batch_size`` pool entries,
+    each in one of the 8 flips/rotations."""
+
+    def __init__(
+        self,
+        photos: list[np.ndarray],
+        crop: int,
+        mixture: str,
+        seed: int,
+        rank: int,
+        size: int,
+        refresh: int,
+        device: torch.device | None = None,
+    ):
+        super().__init__(seed, rank, size, refresh, device)
+        self.photos, self.crop, self.mixture = photos, crop, mixture
+        self.thumbnails = [_thumbnail(photo, round(crop * 1.25)) for photo in photos]
+
+    @property
+    def degraded(self) -> torch.Tensor:
+        return self.slots[0]
+
+    @property
+    def clean(self) -> torch.Tensor:
+        return self.slots[1]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.slots[2]
+
+    def batch(self, step: int, batch_size: int) -> Batch:
+        """The batch for ``step``: images (B, 3, crop, crop) in [-1, 1], masks (B, 1, crop, crop), on the
+        pool's device."""
+        rng, index = self._draw(step, batch_size)
+        turns, flips = rng.integers(4, size=batch_size), rng.random(batch_size) < 0.5
+        degraded, clean, mask = (
+            torch.stack(
+                [dihedral(source[j], int(k), bool(f)) for j, k, f in zip(index, turns, flips, strict=True)]
+            )
+            .to(self.device)
+            .float()
+            .div(255)
+            for source in self.slots
+        )
+        return Batch(degraded * 2 - 1, clean * 2 - 1, mask)
+
+    def _sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = rng.integers(len(self.photos))
         whole = rng.random() < WHOLE_PHOTO_FRACTION
         photo = self.thumbnails[index] if whole else self.photos[index]
@@ -199,7 +227,7 @@ def _thumbnail(photo: np.ndarray, short_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BOX))
 
 
-def _dihedral(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+def dihedral(image: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
     """One of the 8 rotations/flips of a (C, H, W) crop."""
     out = image.rot90(turns, (1, 2))
     return out.flip(2) if flip else out

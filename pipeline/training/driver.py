@@ -1,7 +1,8 @@
 """Distributed GAN training with Ray Train: one worker per GPU (or CPU workers, gloo), G and D each in DDP.
+Family-agnostic: the GAN, its training samples and its validation come from pipeline/training/families.py.
 
 Run layout under RUN_URI (local folder or s3://bucket/prefix):
-  config.json          the resolved RestorationConfig
+  config.json          the resolved config of the run's family (RestorationConfig, RetroConfig)
   log.jsonl            a line per logged step / validation: losses, step time, images/s per worker, metrics
   model.safetensors    the best EMA generator by validation PSNR, an inference checkpoint for `patina restore`
   step-NNNNNNN/        Ray Train checkpoints: train.safetensors (G, D, EMA, optimizers, step), grid.png
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.fs
 import ray
 import ray.train
@@ -40,17 +40,15 @@ from model.checkpoints import (
     save_checkpoint,
     save_generator,
 )
-from model.restoration.config import RestorationConfig
-from model.restoration.gan import RestorationGAN, stage_of
+from model.gan import GANTraining, stage_of
 from model.restoration.inference import default_autocast
-from model.restoration.validation import build_val_set, generator_restorer, grid, score
 from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
-from pipeline.training.data import PairPool, clean_dataset, worker_photos
+from pipeline.training.data import clean_dataset, worker_photos
+from pipeline.training.families import training
 
 TRAIN_FILE = "train.safetensors"
 SHIP_TOLERANCE_DB = 0.1
-VAL_SEVERITIES = ("light", "medium", "heavy")
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class TrainJob:
     data: str  # clean photos: a manifest .parquet or a folder / prefix
     val: str  # local folder of clean validation photos
     output: str  # RUN_URI
-    config: RestorationConfig
+    config: Any  # the family's config: RestorationConfig, RetroConfig
     workers: int = 1
     gpu: bool = False
     resume: bool = False
@@ -69,6 +67,7 @@ class TrainJob:
     max_failures: int = 2
     ray_address: str | None = None  # a cluster (ray://host:10001 or auto); None: local Ray in-process
     storage: StorageOptions = field(default_factory=StorageOptions)
+    family: str = "restoration"  # model/families.py: which GAN, samples and validation the run trains
 
 
 def train_gan(job: TrainJob) -> dict[str, Any]:
@@ -86,13 +85,15 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     if started:
         # A resumed run must rebuild the generator it checkpointed: a preset that has changed since (a new
         # head, other widths) would fail to load its weights, after this run's config had been overwritten.
-        recorded = RestorationConfig.from_dict(
-            json.loads(storage.read_bytes(storage.join(job.output, "config.json")))
+        recorded = json.loads(storage.read_bytes(storage.join(job.output, "config.json")))
+        current = json.loads(job.config.to_json())
+        changed = sorted(
+            k for k in set(recorded) | set(current) if k != "train" and recorded.get(k) != current.get(k)
         )
-        if recorded.generator != job.config.generator:
+        if changed:
             raise ValueError(
-                f"{job.output} was started with another generator ({recorded.generator}); resume it with the "
-                "code that started it, or start a new run"
+                f"{job.output} was started with another {job.family} model ({', '.join(changed)} differ); "
+                "resume it with the code that started it, or start a new run"
             )
     storage.write_bytes(storage.join(job.output, "config.json"), job.config.to_json().encode())
     # A cluster only when asked for (--ray-address or RAY_ADDRESS), else a local Ray of our own: never a
@@ -182,15 +183,12 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     if device.type == "cpu" and loop_config.get("cpu_threads"):
         torch.set_num_threads(loop_config["cpu_threads"])
     torch.manual_seed(cfg.train.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
-    gan = RestorationGAN(
-        cfg, device, wrap=ray.train.torch.prepare_model, autocast_dtype=default_autocast(device)
-    )
+    plug = training(job.family)
+    gan = plug.make_gan(cfg, device, ray.train.torch.prepare_model, default_autocast(device))
     state = _resume(gan, storage, job)
     photos = worker_photos(ray.train.get_dataset_shard("clean"), rank, world)
     t = cfg.train
-    pool = PairPool(
-        photos, t.crop, cfg.degradation.mixture, t.seed, rank, t.pool_size, t.pool_refresh, device
-    )
+    pool = plug.make_pool(photos, cfg, rank, device)
     val_pairs = _val_pairs(job, storage) if rank == 0 else []
     budget = Budget(t.steps, t.time_budget_s, state.elapsed_s)
 
@@ -209,7 +207,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             "progress": progress,
             **losses,
             "step_s": seconds,
-            "images_per_s_per_worker": len(batch.clean) / seconds,
+            "images_per_s_per_worker": t.batch_size / seconds,
         }
         if rank == 0 and (gan.step % job.log_every == 0 or gan.step == 1):
             state.log.append(line)
@@ -224,7 +222,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         checkpoint = None
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
-                metrics.update(_validate(gan, val_pairs, tmp))
+                metrics.update(plug.validate(gan, val_pairs, tmp))
                 if stage_before == 1 and metrics["val_psnr"] > state.best_psnr:
                     state.best_psnr = metrics["val_psnr"]
                     _export(gan, storage, job, metrics, "model.safetensors")
@@ -242,7 +240,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                     elapsed_s=budget.elapsed_s,
                     stages=state.stages,
                 )
-                meta = CheckpointMeta(config=cfg, kind="training", step=gan.step, data=job.data, extra=extras)
+                meta = CheckpointMeta(
+                    config=cfg, family=job.family, kind="training", step=gan.step, data=job.data, extra=extras
+                )
                 save_checkpoint(os.path.join(tmp, TRAIN_FILE), tensors, meta)
                 storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(state.log))
                 checkpoint = Checkpoint.from_directory(tmp)
@@ -306,16 +306,15 @@ def _ship(storage: Storage, job: TrainJob, stages: dict[str, dict[str, float]]) 
 def _val_pairs(job: TrainJob, storage: Storage):
     """The fixed validation set, from a local folder (present on the rank-0 node) or an s3:// prefix, which
     is copied to a temporary folder first so validation works on any node of a cluster."""
+    val_set = training(job.family).val_set
     if parse_uri(job.val).scheme != "s3":
-        return build_val_set(
-            Path(job.val), VAL_SEVERITIES, seed=0, limit=job.val_limit, max_side=job.val_side
-        )
+        return val_set(Path(job.val), job.val_limit, job.val_side)
     with tempfile.TemporaryDirectory(prefix="patina-val-") as tmp:
         storage.download_folder(job.val, tmp, IMAGE_EXTENSIONS)
-        return build_val_set(Path(tmp), VAL_SEVERITIES, seed=0, limit=job.val_limit, max_side=job.val_side)
+        return val_set(Path(tmp), job.val_limit, job.val_side)
 
 
-def _resume(gan: RestorationGAN, storage: Storage, job: TrainJob) -> _RunState:
+def _resume(gan: GANTraining, storage: Storage, job: TrainJob) -> _RunState:
     """Load the latest checkpoint if there is one (worker restart or --resume): the one Ray Train hands
     over, else the newest whole ``step-*`` checkpoint of this run. Ray Train 2.60 hands none to a worker
     group it restarts after a worker died (measured: a killed worker retrained from step 1), and every
@@ -358,38 +357,17 @@ def _latest_run_checkpoint(storage: Storage, output: str) -> tuple[dict[str, tor
     return None
 
 
-@torch.no_grad()
-def _validate(gan: RestorationGAN, pairs, folder: str) -> dict[str, float]:
-    """PSNR / SSIM of the EMA generator and of the degraded input on the fixed validation set."""
-
-    restore = generator_restorer(gan.ema, gan.autocast_dtype)
-    model, degraded = score(pairs, restore), score(pairs, None)
-    grid(pairs, restore).save(os.path.join(folder, "grid.png"))
-    metrics = {}
-    for severity in model:
-        metrics[f"val_{severity}_psnr"], metrics[f"val_{severity}_ssim"] = (
-            model[severity].psnr,
-            model[severity].ssim,
-        )
-        metrics[f"val_{severity}_psnr_degraded"] = degraded[severity].psnr
-        metrics[f"val_{severity}_ssim_degraded"] = degraded[severity].ssim
-    metrics["val_psnr"] = float(np.mean([s.psnr for s in model.values()]))
-    metrics["val_ssim"] = float(np.mean([s.ssim for s in model.values()]))
-    metrics["val_hf_ratio"] = float(np.mean([s.hf_ratio for s in model.values()]))
-    return metrics
-
-
-def _export(
-    gan: RestorationGAN, storage: Storage, job: TrainJob, metrics: dict[str, float], name: str
-) -> None:
+def _export(gan: GANTraining, storage: Storage, job: TrainJob, metrics: dict[str, float], name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, name)
         val = {k: float(v) for k, v in metrics.items() if k.startswith("val_")}
-        save_generator(path, gan.ema, job.config, step=gan.step, data=job.data, metrics=val)
+        save_generator(
+            path, gan.ema, job.config, step=gan.step, data=job.data, metrics=val, family_name=job.family
+        )
         storage.write_file(storage.join(job.output, name), path)
 
 
-def _param_spread(gan: RestorationGAN, world: int) -> float:
+def _param_spread(gan: GANTraining, world: int) -> float:
     """Largest difference of any G or D parameter between ranks: 0 when DDP keeps replicas identical."""
     flat = torch.cat(
         [p.detach().flatten().float() for p in (*gan.generator.parameters(), *gan.discriminator.parameters())]

@@ -1,6 +1,9 @@
-"""Period prints at archive scale: `patina stylize` is the restore job with an era preset as its model."""
+"""Period looks at archive scale: `patina stylize` is the restore job with an era preset, or a retro model
+and a reference photo, as its model."""
 
+import hashlib
 import io
+import json
 import zlib
 
 import numpy as np
@@ -11,14 +14,18 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from model.checkpoints import load_generator
 from model.retro.eras import era
+from model.retro.generator import stylize
+from model.retro.params import RetroParams
 from model.retro.render import render
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.run import RestoreJob, restore_archive
 from pipeline.batch.stages import image_at, images_column
-from pipeline.batch.stylizer import Stylizer, era_model_id
+from pipeline.batch.stylizer import Stylizer, era_model_id, read_reference
 from pipeline.cli import app
-from pipeline.storage import StorageOptions
+from pipeline.manifest import MODEL_METADATA
+from pipeline.storage import Storage, StorageOptions
 
 runner = CliRunner()
 
@@ -121,3 +128,99 @@ def test_stylizer_renders_each_row_as_the_renderer_does(mode, photo):
     expected = render(image, era("1930s-silver-gelatin"), zlib.crc32(b"row-1"))  # seeded by the row id
     expected = np.clip(np.rint(expected.permute(1, 2, 0).numpy() * 255), 0, 255)
     assert np.abs(printed[..., :3].astype(int) - expected.astype(int)).max() <= 1
+
+
+def _archive(tmp_path, photo, names=("a.png", "b.jpg")):
+    scans = tmp_path / "photos"
+    scans.mkdir()
+    for i, name in enumerate(names):
+        photo.rotate(i * 30).save(scans / name)
+    manifest = tmp_path / "manifest.parquet"
+    pq.write_table(pa.table({"uri": [str(scans / n) for n in names]}), manifest)
+    return manifest
+
+
+def test_stylize_in_the_look_of_a_reference_on_local_folders(
+    ray_local, tmp_path, photo, tiny_retro_checkpoint
+):
+    manifest = _archive(tmp_path, photo)
+    reference = tmp_path / "old.jpg"
+    photo.convert("L").resize((50, 40)).save(reference)
+    out = tmp_path / "looks"
+    args = ["stylize", "--manifest", str(manifest), "--output", str(out), "--reference", str(reference)]
+    result = runner.invoke(app, [*args, "--model", str(tiny_retro_checkpoint), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert "2 stylized" in result.output
+
+    table = pq.read_table(out / "results.parquet")
+    look = json.loads(table.schema.metadata[MODEL_METADATA.encode()])
+    assert look["family"] == "retro" and look["reference"] == str(reference)
+    assert RetroParams.from_dict(look["params"]).sensitivity in ("blue", "ortho", "pan", "colour")
+    digest = hashlib.sha256(reference.read_bytes()).hexdigest()[:12]
+    model, _, checkpoint = load_generator(tiny_retro_checkpoint)
+    with torch.no_grad():
+        style = model.encoder(read_reference(str(reference), Storage())[0])
+    for row in table.to_pylist():
+        assert row["status"] == "ok" and row["model_id"] == f"{checkpoint}+reference-{digest}", row
+        written = np.asarray(Image.open(row["output_uri"]).convert("RGB"))
+        source = np.asarray(Image.open(row["uri"]).convert("RGB"))
+        # What the actor wrote is the model's tiled stylisation of the photo (bf16 on this CPU: 2 levels).
+        x = torch.from_numpy(source.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        expected = ((stylize(model, x, style)[0] + 1) * 127.5).clamp(0, 255).permute(1, 2, 0).numpy()
+        assert np.abs(written.astype(float) - np.rint(expected)).mean() < 2.5
+        assert np.abs(written.astype(int) - source.astype(int)).mean() > 3  # the look was applied
+
+    # Another reference is another look: refused in the same output prefix.
+    photo.rotate(90).save(tmp_path / "other.png")
+    other = runner.invoke(
+        app, [*args[:-1], str(tmp_path / "other.png"), "--model", str(tiny_retro_checkpoint)]
+    )
+    assert other.exit_code == 2 and "already holds images" in other.stderr
+
+
+def test_stylize_in_the_look_of_a_reference_on_s3(s3_server, ray_local, photo, tiny_retro_checkpoint):
+    archive = s3_server.scan_archive(photo, count=2, model=tiny_retro_checkpoint)
+    buffer = io.BytesIO()
+    photo.resize((48, 36)).save(buffer, "JPEG")
+    s3_server.client().put_object(Bucket=archive.bucket, Key="refs/old.jpg", Body=buffer.getvalue())
+    output = f"s3://{archive.bucket}/retro/ref"
+    job = RestoreJob(
+        manifest=archive.manifest,
+        output=output,
+        model=archive.model,
+        reference=f"s3://{archive.bucket}/refs/old.jpg",
+        storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
+    )
+    assert RestoreJob.from_json(job.to_json()) == job  # what a Ray Job receives
+    summary = restore_archive(job)
+    assert (summary.ok, summary.failed) == (2, 0)
+    storage = s3_server.storage()
+    results = pq.read_table(io.BytesIO(storage.read_bytes(f"{output}/results.parquet")))
+    assert json.loads(results.schema.metadata[MODEL_METADATA.encode()])["reference"] == job.reference
+
+
+def test_a_reference_that_is_not_an_image_is_one_line_before_any_work(tmp_path, photo, tiny_retro_checkpoint):
+    manifest = _archive(tmp_path, photo)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    out = tmp_path / "out"
+    args = ["stylize", "--manifest", str(manifest), "--output", str(out), "--reference", str(bad)]
+    result = runner.invoke(app, [*args, "--model", str(tiny_retro_checkpoint)])
+    assert result.exit_code == 2 and "the reference is not a readable image" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    both = runner.invoke(app, [*args, "--era", "1900s-sepia"])
+    assert both.exit_code == 2 and "exactly one of --era NAME or --reference" in both.stderr
+
+
+def test_a_restoration_model_with_a_reference_or_a_retro_model_without_one_is_refused(
+    tmp_path, photo, tiny_checkpoint, tiny_retro_checkpoint
+):
+    manifest = _archive(tmp_path, photo)
+    reference = tmp_path / "old.png"
+    photo.save(reference)
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError, match="takes no reference; use a retro model"):
+        restore_archive(RestoreJob(str(manifest), out, model=str(tiny_checkpoint), reference=str(reference)))
+    with pytest.raises(ValueError, match="pass --reference"):
+        restore_archive(RestoreJob(str(manifest), out, model=str(tiny_retro_checkpoint)))

@@ -168,8 +168,36 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_local, pho
     changed["generator"]["tone_head"] = 0
     (run / "config.json").write_text(json.dumps(changed))
     other = runner.invoke(app, [*args, "--steps", "6", "--resume"])
-    assert other.exit_code != 0 and "was started with another generator" in other.output
+    assert other.exit_code != 0 and "was started with another restoration model" in other.output
     assert json.loads((run / "config.json").read_text()) == changed
+
+
+def test_the_same_trainer_trains_the_retro_family_and_resumes_it(ray_local, photo_folders, tmp_path):
+    # `patina train --family retro`: the driver's budget, checkpoints, resume and exports, with the retro
+    # GAN, its rendered samples and its validation (look transfer where the truth is known).
+    from typer.testing import CliRunner
+
+    from model.checkpoints import load_generator
+    from model.retro.generator import RetroModel
+    from pipeline.cli import app
+
+    run = tmp_path / "retro-run"
+    args = ["train", "--family", "retro", "--preset", "tiny", "--data", str(photo_folders / "train")]
+    args += ["--val", str(photo_folders / "train"), "--output", str(run), "--checkpoint-every", "2"]
+    args += ["--val-limit", "2"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*args, "--steps", "2"])
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(app, [*args, "--steps", "4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    scored = [line for line in log if "val_psnr" in line]
+    assert [line["step"] for line in scored] == [2, 4]  # continued, not restarted
+    assert {"val_param_error", "val_sensitivity_accuracy", "loss_params"} <= set(scored[-1])
+    model, meta, _ = load_generator(run / "model.safetensors")
+    assert isinstance(model, RetroModel) and meta.family == "retro" and meta.step == 4
+    mixture = runner.invoke(app, [*args, "--steps", "2", "--mixture", "light"])
+    assert mixture.exit_code != 0 and "--mixture is a restoration option" in mixture.output
 
 
 @pytest.mark.timeout(600)

@@ -130,8 +130,8 @@ def test_checkpoint_of_the_retired_generator_is_named(tmp_path):
 def test_unknown_family_is_refused_and_format_1_means_restoration(tmp_path):
     path = tmp_path / "g.safetensors"
     save_generator(path, _trained_generator(), tiny())
-    _with_metadata(path, lambda meta: meta.update(family="retro"))
-    _assert_one_line_error(path, "unknown model family 'retro'")
+    _with_metadata(path, lambda meta: meta.update(family="colourise"))
+    _assert_one_line_error(path, "unknown model family 'colourise'")
 
     def format_1(meta):
         meta.update(format_version=1)

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.cli import app
 from pipeline.tools.folders import evaluate_folders
 
@@ -293,15 +294,71 @@ def test_retro_gallery_is_a_grid_of_photos_by_eras(tmp_path, photos):
     assert bad.exit_code == 2 and "unknown era '1700s'" in bad.stderr
 
 
-def test_retro_evaluate_prints_the_transfer_and_content_tables(tmp_path, photo):
+def test_retro_evaluate_prints_the_transfer_and_content_tables(tmp_path, photo, tiny_retro_checkpoint):
     val = tmp_path / "val"
     val.mkdir()
     for i in range(3):
         photo.rotate(30 * i).save(val / f"{i}.png")
-    result = runner.invoke(app, ["retro", "evaluate", "--val", str(val), "--max-side", "48"])
+    args = ["retro", "evaluate", "--val", str(val), "--max-side", "48", "--model", str(tiny_retro_checkpoint)]
+    result = runner.invoke(app, [*args, "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 0, result.output
-    for text in ("untouched photo", "reinhard", "histogram", "1860s-albumen", "1980s-instant"):
+    for text in ("untouched photo", "reinhard", "histogram", "retro model (tiny-step3", "sensitivity class"):
         assert text in result.output
+    for text in ("1860s-albumen", "1980s-instant", "negative_gamma", "vignette"):
+        assert text in result.output
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert set(report["transfer"]) >= {"untouched photo", "reinhard", "histogram"} and report["photos"] == 3
+    assert 0 <= report["recovery"]["sensitivity_accuracy"] <= 1
     (val / "bad.png").write_bytes(b"nope")
-    bad = runner.invoke(app, ["retro", "evaluate", "--val", str(val)])
+    bad = runner.invoke(app, ["retro", "evaluate", "--val", str(val), "--model", str(tiny_retro_checkpoint)])
     assert bad.exit_code == 2 and "bad.png: not a readable image" in bad.stderr
+
+
+def test_retro_estimate_prints_parameters_that_render(tmp_path, photo, tiny_retro_checkpoint):
+    from model.retro.params import RetroParams
+
+    old = tmp_path / "old.jpg"
+    photo.convert("L").save(old)
+    result = runner.invoke(app, ["retro", "estimate", str(old), "--model", str(tiny_retro_checkpoint)])
+    assert result.exit_code == 0, result.output
+    params = RetroParams.from_json(result.stdout)  # the JSON `patina retro render --params` takes
+    assert params.sensitivity in ("blue", "ortho", "pan", "colour")
+    (tmp_path / "look.json").write_text(result.stdout)
+    (tmp_path / "in").mkdir()
+    photo.save(tmp_path / "in" / "a.png")
+    rendered = runner.invoke(
+        app,
+        [
+            "retro",
+            "render",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+            "--params",
+            str(tmp_path / "look.json"),
+        ],
+    )
+    assert rendered.exit_code == 0 and (tmp_path / "out" / "a.png").exists(), rendered.output
+    (tmp_path / "notes.jpg").write_text("text")
+    bad = runner.invoke(
+        app, ["retro", "estimate", str(tmp_path / "notes.jpg"), "--model", str(tiny_retro_checkpoint)]
+    )
+    assert bad.exit_code == 2 and "the reference is not a readable image" in bad.stderr
+    restoration = runner.invoke(app, ["retro", "estimate", str(old), "--model", str(DEFAULT_CHECKPOINT)])
+    assert (
+        restoration.exit_code == 2
+        and "is a restoration model; a reference needs a retro model" in restoration.stderr
+    )
+
+
+def test_retro_gallery_adds_a_column_in_the_look_of_a_reference(tmp_path, photo, tiny_retro_checkpoint):
+    (tmp_path / "in").mkdir()
+    photo.save(tmp_path / "in" / "a.png")
+    photo.save(tmp_path / "old.png")
+    args = ["retro", "gallery", str(tmp_path / "in"), str(tmp_path / "out"), "--eras", "1900s-sepia"]
+    args += ["--reference", str(tmp_path / "old.png"), "--model", str(tiny_retro_checkpoint), "--side", "64"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "retro.html").read_text()
+    assert (
+        "look of old.png" in page and "thumbs/a.png.reference.jpg" in page and "thumbs/reference.jpg" in page
+    )
