@@ -37,6 +37,8 @@ def stylize_archive_flow(
     Ray Job options as for restore-archive."""
     if (era is None) == (reference is None):
         raise ValueError("give exactly one of era or reference")
+    if era is not None and model is not None:
+        raise ValueError("model is the retro checkpoint for a reference; an era needs none")
     job = RestoreJob(
         manifest=manifest,
         output=output,

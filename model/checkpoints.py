@@ -25,7 +25,6 @@ from torch import nn
 
 from model.families import family
 from model.files import write_atomically
-from model.restoration.config import RestorationConfig
 
 # The shipped default model (see docs/MODEL.md).
 DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-restoration-small.safetensors"
@@ -47,7 +46,7 @@ class CheckpointError(Exception):
 
 @dataclass(frozen=True)
 class CheckpointMeta:
-    config: RestorationConfig
+    config: Any  # the family's typed config: RestorationConfig, RetroConfig
     family: str = "restoration"
     kind: str = "generator"  # "generator" (inference) | "training" (G, D, EMA, optimizers)
     step: int = 0
@@ -167,7 +166,7 @@ def _read_local(path: str | Path) -> bytes:
 def save_generator(
     path: str | Path,
     generator: nn.Module,
-    config: RestorationConfig,
+    config: Any,
     *,
     step: int = 0,
     data: str = "",

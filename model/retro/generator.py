@@ -23,7 +23,6 @@ from model.retro.config import RetroConfig, StyleGeneratorConfig
 from model.retro.encoder import Style, StyleEncoder, condition_dim
 
 TILE = 512
-LOCAL_MARGIN = 16  # px each side of a tile: more than the local branch's receptive radius at 2 blocks (12 px)
 
 
 class FiLM(nn.Module):
@@ -112,17 +111,25 @@ class StyleGenerator(nn.Module):
             h = block(h, cond)
         return self.field_out(h)
 
+    @property
+    def reach(self) -> int:
+        """How far (px) the local branch sees around a pixel: half-resolution 3x3 convolutions in, two per
+        block and out, each reaching 2 px of the full image, plus the pixel-unshuffle cell."""
+        return 2 * (2 + 2 * self.cfg.local_blocks) + 1
+
     def forward(
         self,
         photo: torch.Tensor,
         cond: torch.Tensor,
         field: torch.Tensor | None = None,
         window: tuple[int, int, int, int] | None = None,
+        lut: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``photo`` (B, 3, h, w) in [-1, 1] -> the print, same shape and range. For a tile, pass the whole
-        image's ``field`` and the tile's ``window`` (top, left, height, width of the whole image)."""
+        image's ``field`` and ``lut`` and the tile's ``window`` (top, left, height, width of the whole
+        image)."""
         u = (photo + 1) / 2
-        lut = self.lut(cond)
+        lut = self.lut(cond) if lut is None else lut
         field = self.field_of(u, cond, lut) if field is None else field
         h, w = u.shape[-2:]
         window = window or (0, 0, h, w)
@@ -143,13 +150,14 @@ class StyleGenerator(nn.Module):
 
 def _sample(field: torch.Tensor, window: tuple[int, int, int, int], h: int, w: int) -> torch.Tensor:
     """The whole image's field resampled at the pixels of ``window`` (bilinear, the same values as resizing
-    the field to the whole image and cropping it, without ever holding the whole-image field)."""
+    the field to the whole image and cropping it, without ever holding the whole-image field). In float32:
+    bf16 coordinates would be off by pixels on a large scan."""
     top, left, full_h, full_w = window
-    ys = (torch.arange(top, top + h, device=field.device) + 0.5) * 2 / full_h - 1
-    xs = (torch.arange(left, left + w, device=field.device) + 0.5) * 2 / full_w - 1
+    ys = (torch.arange(top, top + h, device=field.device, dtype=torch.float32) + 0.5) * 2 / full_h - 1
+    xs = (torch.arange(left, left + w, device=field.device, dtype=torch.float32) + 0.5) * 2 / full_w - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], dim=-1)[None].expand(len(field), -1, -1, -1).to(field.dtype)
-    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    grid = torch.stack([gx, gy], dim=-1)[None].expand(len(field), -1, -1, -1)
+    return F.grid_sample(field.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class RetroModel(nn.Module):
@@ -180,16 +188,20 @@ class RetroModel(nn.Module):
 def stylize(model: RetroModel, photo: torch.Tensor, style: Style, tile: int = TILE) -> torch.Tensor:
     """One photo (1, 3, H, W) in [-1, 1] in the look of ``style`` (one reference), tile by tile with a margin
     wider than the local branch sees: the result equals the whole-image pass at any size."""
+    if tile < 2 or tile % 2:
+        raise ValueError(f"tile must be an even number of pixels, got {tile}")
+    generator = model.generator
     cond = style.condition()
     _, _, height, width = photo.shape
-    field = model.generator.field_of((photo + 1) / 2, cond, model.generator.lut(cond))
+    lut = generator.lut(cond)
+    field = generator.field_of((photo + 1) / 2, cond, lut)
+    margin = generator.reach + generator.reach % 2  # even: the half-resolution grid matches the whole image's
     out = torch.empty_like(photo)
     for top in range(0, height, tile):
         for left in range(0, width, tile):
-            # Margins start on even pixels, so the half-resolution grid matches the whole image's.
-            t0, l0 = max(0, top - LOCAL_MARGIN), max(0, left - LOCAL_MARGIN)
-            t1, l1 = min(height, top + tile + LOCAL_MARGIN), min(width, left + tile + LOCAL_MARGIN)
-            piece = model.generator(photo[..., t0:t1, l0:l1], cond, field, (t0, l0, height, width))
+            t0, l0 = max(0, top - margin), max(0, left - margin)
+            t1, l1 = min(height, top + tile + margin), min(width, left + tile + margin)
+            piece = generator(photo[..., t0:t1, l0:l1], cond, field, (t0, l0, height, width), lut)
             bottom, right = min(top + tile, height), min(left + tile, width)
             out[..., top:bottom, left:right] = piece[..., top - t0 : bottom - t0, left - l0 : right - l0]
     return out

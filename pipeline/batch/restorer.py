@@ -82,7 +82,9 @@ class ImageActor:
             try:
                 restored[i], coverage[i] = self.process(batch, i)
             except torch.OutOfMemoryError:
-                errors[i] = "out of GPU memory while restoring; lower --tile or --tiles-per-batch"
+                errors[i] = (
+                    "out of GPU memory on this image; lower --tile or --tiles-per-batch, or use fewer pixels"
+                )
                 torch.cuda.empty_cache()
             restore_ms[i] = (time.perf_counter() - started) * 1000
         # The decoded pixels are not needed downstream: dropping them halves what Ray moves to the encoders.
@@ -146,10 +148,7 @@ class Restorer(ImageActor):
             return
         if expected_id and self.model_id != expected_id:
             # A file replaced mid-run (a registry's latest promoted): results would name the wrong model.
-            self.refusal = (
-                f"{checkpoint}: changed since the run started ({expected_id} -> {self.model_id}); "
-                "point --model at an immutable copy (a registry's versions/<id>.safetensors)"
-            )
+            self.refusal = self.changed(checkpoint, expected_id, self.model_id)
             self.model_id = expected_id
         if self.device.type == "cuda":
             generator = generator.to(memory_format=torch.channels_last)
@@ -162,6 +161,13 @@ class Restorer(ImageActor):
         if family_name != self.family:
             raise CheckpointError(f"{checkpoint}: is a {family_name} model, not a {self.family} model")
         return checkpoint_id
+
+    def changed(self, checkpoint: str, expected_id: str, model_id: str) -> str:
+        """Why rows are refused when the model is no longer the one the run was planned with."""
+        return (
+            f"{checkpoint}: changed since the run started ({expected_id} -> {model_id}); "
+            "point --model at an immutable copy (a registry's versions/<id>.safetensors)"
+        )
 
     def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;

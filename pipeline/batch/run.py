@@ -206,7 +206,9 @@ def model_identity(model: str, storage: Storage, reference: str | None = None) -
     model_id = checkpoint_id(model_bytes, meta)
     if meta.family == "retro":
         if reference is None:
-            raise ValueError(f"{model}: a retro model gives photos the look of a reference; pass --reference")
+            raise ValueError(
+                f"{model}: a retro model gives photos the look of a reference photo (stylize --reference)"
+            )
         return reference_model_id(model_id, read_reference(reference, storage)[1])
     if reference is not None:
         raise ValueError(f"{model}: a {meta.family} model takes no reference; use a retro model")
@@ -219,6 +221,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
     model_id = model_identity(job.model, storage, job.reference)
+    described = describe_model(job.model, job.reference, storage, model_id)
     plan = plan_remaining(manifest, job.output, storage)
     _check_same_model(job.output, storage, model_id)
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
@@ -238,7 +241,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     finally:
         if started_ray:
             ray.shutdown()
-    final = finalize_results(manifest, job.output, storage, describe_model(job.model, job.reference, storage))
+    final = finalize_results(manifest, job.output, storage, described)
     seconds = time.monotonic() - progress.started
     return RunSummary(
         total=plan.total,

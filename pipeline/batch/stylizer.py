@@ -15,16 +15,19 @@ import zlib
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageOps
 
 from model.checkpoints import DEFAULT_RETRO_CHECKPOINT, CheckpointError, load_generator
+from model.degradation.engine import image_to_tensor
+from model.restoration.inference import default_autocast
 from model.retro.encoder import Style
 from model.retro.eras import era
 from model.retro.generator import stylize
 from model.retro.render import render
 from pipeline.batch.restorer import ImageActor, Restorer, colour_tensor, like_pixels, pick_device
 from pipeline.batch.stages import image_at
-from pipeline.storage import Storage
+from pipeline.storage import Storage, StorageError
 
 REFERENCE_SIDE = 1024  # the encoder reads a 128 px view and whole-image statistics: 1024 px is plenty
 
@@ -63,18 +66,21 @@ class Stylizer(ImageActor):
 
 
 def read_reference(uri: str, storage: Storage) -> tuple[torch.Tensor, str]:
-    """A reference photo as (1, 3, h, w) in [-1, 1] (long side at most REFERENCE_SIDE) and the digest of its
-    bytes; anything but a readable image is a one-line ValueError."""
+    """A reference photo as (1, 3, h, w) in [-1, 1] (upright by its EXIF orientation, 16-bit scans at full
+    depth, long side at most REFERENCE_SIDE) and the digest of its bytes; anything but a readable image is
+    a one-line ValueError."""
     data = storage.read_bytes(uri)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("RGB")
-            image.thumbnail((REFERENCE_SIDE, REFERENCE_SIDE), Image.Resampling.LANCZOS)
-            pixels = np.asarray(image)
+            pixels = image_to_tensor(ImageOps.exif_transpose(image))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{uri}: the reference is not a readable image ({exc})") from None
-    tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
-    return tensor, hashlib.sha256(data).hexdigest()[:12]
+    height, width = pixels.shape[-2:]
+    scale = REFERENCE_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        pixels = F.interpolate(pixels[None], size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return pixels[None].clamp(0, 1) * 2 - 1, hashlib.sha256(data).hexdigest()[:12]
 
 
 def reference_model_id(checkpoint_id: str, reference_digest: str) -> str:
@@ -99,10 +105,19 @@ class ReferenceStylizer(Restorer):
         cpu_threads: int | None = None,
         expected_id: str | None = None,
     ):
-        self.reference, self.reference_digest = read_reference(reference, storage or Storage())
+        # As for the checkpoint (Restorer): in a run, a reference gone or broken since planning fails the
+        # remaining rows with the reason instead of an actor Ray would restart again and again.
+        self.reference_uri, self.reference, refused = reference, None, ""
+        try:
+            self.reference, self.reference_digest = read_reference(reference, storage or Storage())
+        except (ValueError, StorageError) as exc:
+            if not expected_id or getattr(exc, "transient", False):
+                raise
+            self.reference_digest, refused = "unreadable", f"reference {exc}"
         super().__init__(checkpoint, storage, device=device, cpu_threads=cpu_threads, expected_id=expected_id)
+        self.refusal = refused or self.refusal
         self.style: Style | None = None
-        if self.generator is not None:
+        if self.generator is not None and self.reference is not None:
             with torch.no_grad(), self._autocast():
                 self.style = self.generator.encoder(self.reference.to(self.device))
 
@@ -111,9 +126,19 @@ class ReferenceStylizer(Restorer):
             super().identify(checkpoint, checkpoint_id, family_name), self.reference_digest
         )
 
+    def changed(self, checkpoint: str, expected_id: str, model_id: str) -> str:
+        if expected_id.split("+reference-")[0] == model_id.split("+reference-")[0]:
+            return (
+                f"{self.reference_uri}: the reference changed since the run started; point --reference at a "
+                "copy that does not change"
+            )
+        return super().changed(checkpoint, expected_id, model_id)
+
     def _autocast(self):
-        dtype = self.autocast or torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.autocast is not None)
+        return _autocast(self.device, self.autocast)
+
+    def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+        raise TypeError("a ReferenceStylizer stylizes rows (process); it does not restore")
 
     def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
         if self.refusal or self.style is None:
@@ -139,25 +164,30 @@ def estimate_look(generator, reference: str, storage: Storage) -> tuple[Style, s
     """The retro model's reading of ``reference``: its style and the digest of the reference's bytes."""
     image, digest = read_reference(reference, storage)
     device = next(generator.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(device, default_autocast(device)):  # as the archive job's actors read it
         return generator.encoder(image.to(device)), digest
 
 
-def describe_model(model: str, reference: str | None, storage: Storage) -> dict:
-    """What made a run's outputs, for the results manifest: the family, the era or the reference, and the
-    renderer parameters (an era's, or those the retro model's encoder estimated from the reference)."""
+def describe_model(model: str, reference: str | None, storage: Storage, model_id: str) -> dict:
+    """What made a run's outputs, for the results manifest (read once, when the run is planned): the family,
+    the era or the reference, the model id every row records, and the renderer parameters (an era's, or
+    those the retro model's encoder reads from the reference, as the actors read it)."""
     name = era_name(model)
     if name is not None:
-        return {"family": "retro", "era": name, "params": era(name).to_dict()}
+        return {"family": "retro", "era": name, "model_id": model_id, "params": era(name).to_dict()}
     if reference is None:
-        return {"family": "restoration", "model": model}
-    generator, checkpoint_id = load_retro(model, storage)
+        return {"family": "restoration", "model": model, "model_id": model_id}
+    generator, _ = load_retro(model, storage)
     style, digest = estimate_look(generator, reference, storage)
     return {
         "family": "retro",
         "model": model,
-        "model_id": checkpoint_id,
+        "model_id": model_id,
         "reference": reference,
         "reference_sha256": digest,
         "params": style.to_params().to_dict(),
     }
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

@@ -5,7 +5,7 @@ Run layout under RUN_URI (local folder or s3://bucket/prefix):
   config.json          the resolved config of the run's family (RestorationConfig, RetroConfig)
   log.jsonl            a line per logged step / validation: losses, step time, images/s per worker, metrics
   model.safetensors    the best EMA generator by validation PSNR, an inference checkpoint for `patina restore`
-  step-NNNNNNN/        Ray Train checkpoints: train.safetensors (G, D, EMA, optimizers, step), grid.png
+  step-NNNNNNN/        Ray Train checkpoints: train.safetensors (G, D, EMA, optimizers, step); grid.png
 Ray Train writes the checkpoints and restarts workers from the latest one after a failure; a new run with
 --resume continues from the latest with identical state.
 """
@@ -87,13 +87,12 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
         # head, other widths) would fail to load its weights, after this run's config had been overwritten.
         recorded = json.loads(storage.read_bytes(storage.join(job.output, "config.json")))
         current = json.loads(job.config.to_json())
-        changed = sorted(
-            k for k in set(recorded) | set(current) if k != "train" and recorded.get(k) != current.get(k)
-        )
+        # Only the networks must match (their weights are loaded); the data and schedule may change.
+        changed = [k for k in ("encoder", "generator", "discriminator") if recorded.get(k) != current.get(k)]
         if changed:
             raise ValueError(
-                f"{job.output} was started with another {job.family} model ({', '.join(changed)} differ); "
-                "resume it with the code that started it, or start a new run"
+                f"{job.output} was started with another {job.family} {' and '.join(changed)}; resume it with "
+                "the code that started it, or start a new run"
             )
     storage.write_bytes(storage.join(job.output, "config.json"), job.config.to_json().encode())
     # A cluster only when asked for (--ray-address or RAY_ADDRESS), else a local Ray of our own: never a

@@ -222,5 +222,31 @@ def test_a_restoration_model_with_a_reference_or_a_retro_model_without_one_is_re
     out = str(tmp_path / "out")
     with pytest.raises(ValueError, match="takes no reference; use a retro model"):
         restore_archive(RestoreJob(str(manifest), out, model=str(tiny_checkpoint), reference=str(reference)))
-    with pytest.raises(ValueError, match="pass --reference"):
+    with pytest.raises(ValueError, match=r"look of a reference photo \(stylize --reference\)"):
         restore_archive(RestoreJob(str(manifest), out, model=str(tiny_retro_checkpoint)))
+
+
+def test_a_16_bit_reference_is_read_at_its_full_depth(tmp_path):
+    grey = np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)
+    path = tmp_path / "old16.png"
+    Image.fromarray(grey).save(path)  # mode I;16, as many scanned prints are
+    image, _ = read_reference(str(path), Storage())
+    assert image.shape == (1, 3, 48, 64)
+    assert abs(float(image[0, 0, 24, 32] + 1) / 2 - grey[24, 32] / 65535) < 0.01  # not clipped to white
+
+
+def test_a_reference_changed_or_gone_mid_run_fails_rows_with_the_reason(
+    tmp_path, photo, tiny_retro_checkpoint
+):
+    from pipeline.batch.stylizer import ReferenceStylizer
+
+    reference = tmp_path / "old.png"
+    photo.save(reference)
+    planned = ReferenceStylizer(str(tiny_retro_checkpoint), str(reference), device="cpu").model_id
+    assert ReferenceStylizer(str(tiny_retro_checkpoint), str(reference), expected_id=planned).refusal == ""
+    photo.rotate(45).save(reference)  # replaced after planning
+    changed = ReferenceStylizer(str(tiny_retro_checkpoint), str(reference), expected_id=planned)
+    assert "the reference changed since the run started" in changed.refusal
+    reference.unlink()
+    gone = ReferenceStylizer(str(tiny_retro_checkpoint), str(reference), expected_id=planned)
+    assert gone.refusal.startswith("reference ") and "old.png" in gone.refusal

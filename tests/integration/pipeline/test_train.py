@@ -168,7 +168,7 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_local, pho
     changed["generator"]["tone_head"] = 0
     (run / "config.json").write_text(json.dumps(changed))
     other = runner.invoke(app, [*args, "--steps", "6", "--resume"])
-    assert other.exit_code != 0 and "was started with another restoration model" in other.output
+    assert other.exit_code != 0 and "was started with another restoration generator" in other.output
     assert json.loads((run / "config.json").read_text()) == changed
 
 
