@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -123,7 +124,9 @@ def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive
     assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
 
 
-def test_stylize_archive_renders_period_prints_and_resumes(s3_server, archive, artifacts):
+def test_stylize_archive_renders_period_prints_and_resumes(
+    s3_server, archive, artifacts, tiny_retro_checkpoint
+):
     from flows.stylize import stylize_archive_flow
 
     endpoint = s3_server.endpoint_url
@@ -144,3 +147,11 @@ def test_stylize_archive_renders_period_prints_and_resumes(s3_server, archive, a
     assert (again["already_done"], again["ok"]) == (8, 0)
     bad = stylize_archive_flow(manifest, output, era="1700s", endpoint_url=endpoint, return_state=True)
     assert bad.is_failed() and "unknown era '1700s'" in str(bad.result(raise_on_failure=False))
+    # The look of a reference photo (one of the archive's own scans), read by a retro model.
+    like = f"s3://{archive}/like-old"
+    reference, model = ok[0]["uri"], str(tiny_retro_checkpoint)
+    first = stylize_archive_flow(manifest, like, reference=reference, model=model, endpoint_url=endpoint)
+    assert (first["ok"], first["failed"]) == (8, 2), first["failures_by_reason"]  # the archive's 2 bad files
+    schema = pq.read_schema(io.BytesIO(s3_server.storage().read_bytes(f"{like}/results.parquet")))
+    look = json.loads(schema.metadata[b"patina.model"])
+    assert look["family"] == "retro" and look["reference"] == reference and "sensitivity" in look["params"]
