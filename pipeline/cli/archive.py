@@ -1,4 +1,5 @@
-"""`patina manifest build`, `restore`, `stylize`, `serve`, `demo`: archive-scale jobs and their schedules."""
+"""`patina manifest build`, `restore`, `stylize`, `demo`: archive-scale jobs (`patina serve`, which schedules
+them as Prefect flows, is flows/cli.py's)."""
 
 from __future__ import annotations
 
@@ -171,27 +172,6 @@ def stylize(
         flush_rows=flush_rows,
     )
     _run_archive(job, "stylized")
-
-
-@app.command()
-@user_errors
-def serve(
-    config: Path = typer.Option(Path("deploy/schedules.toml"), help="Schedules file (TOML)."),
-    register_only: bool = typer.Option(False, help="Create/update the deployments, then exit."),
-) -> None:
-    """Serve patina's Prefect flows on their cron schedules from this machine (PREFECT_API_URL names the
-    server). Runs scheduled and UI-triggered runs until interrupted."""
-    from flows.serve import load_schedules, register
-    from flows.serve import serve as serve_flows
-
-    schedules = load_schedules(config)
-    for s in schedules:
-        console.print(f"{s.flow}/{s.name}: cron '{s.cron}' ({s.timezone}){' paused' if s.paused else ''}")
-    if register_only:
-        register(schedules)
-        console.print(f"registered {len(schedules)} deployments")
-        return
-    serve_flows(schedules)
 
 
 @app.command()
