@@ -11,10 +11,11 @@ import io
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image, ImageOps
+from PIL import Image
 
 from pipeline.batch.run import RunSummary
 from pipeline.storage import Storage
+from pipeline.tools.gallery import preview
 
 THUMB_PX = 160
 MAX_PAIRS = 4
@@ -73,11 +74,9 @@ def _thumb(storage: Storage, uri: str) -> str:
         if storage.info(uri).size > MAX_THUMB_SOURCE_BYTES:
             return "(too large to preview)"
         with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
-            image.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at reduced size
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((THUMB_PX, THUMB_PX))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=80)
+            thumb = preview(image, THUMB_PX)
+        buffer = io.BytesIO()
+        thumb.save(buffer, format="JPEG", quality=80)
     except Exception as exc:  # a report is never worth failing a finished run over
         return f"(unavailable: {_cell(str(exc))})"
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"

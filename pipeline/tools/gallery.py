@@ -209,19 +209,26 @@ def _thumbnail(path: str, out_dir: Path, px: int) -> tuple[str, int, int] | None
     # Whatever goes wrong (garbage, truncated, missing, bomb-sized) gives a placeholder, not a broken page.
     try:
         with Image.open(path) as img:
-            img.draft(None, (px, px))  # JPEG decodes straight at 1/2..1/8 scale: much cheaper for big scans
-            thumb = ImageOps.exif_transpose(img)
-        # Shrink before converting, so a 16-bit archive scan never exists as a full-size float array. Pillow
-        # cannot resize I;16 (I keeps all 16 bits) and resizes palette and 1-bit images nearest-neighbour.
-        sixteen = thumb.mode.startswith("I;16")
-        if sixteen or thumb.mode in ("P", "PA", "1"):
-            thumb = thumb.convert("I" if sixteen else "L" if thumb.mode == "1" else "RGBA")
-        thumb.thumbnail((px, px))
-        thumb = _displayable(thumb, 65535.0 if sixteen else None)
+            thumb = preview(img, px)
         thumb.save(out_dir / THUMBS_DIR / name, "JPEG", quality=85)
     except Exception:
         return None
     return f"{THUMBS_DIR}/{name}", thumb.width, thumb.height
+
+
+def preview(img: Image.Image, px: int) -> Image.Image:
+    """An opened image of any mode, upright and shrunk to fit ``px`` x ``px``, as 8-bit L or RGB a browser
+    shows: 16-bit scans scaled down to 8 bits (Pillow's own conversion clips them to white), transparency on
+    white. The one thumbnail maker of the galleries and the flows' reports."""
+    img.draft(None, (px, px))  # JPEG decodes straight at 1/2..1/8 scale: much cheaper for big scans
+    thumb = ImageOps.exif_transpose(img)
+    # Shrink before converting, so a 16-bit archive scan never exists as a full-size float array. Pillow
+    # cannot resize I;16 (I keeps all 16 bits) and resizes palette and 1-bit images nearest-neighbour.
+    sixteen = thumb.mode.startswith("I;16")
+    if sixteen or thumb.mode in ("P", "PA", "1"):
+        thumb = thumb.convert("I" if sixteen else "L" if thumb.mode == "1" else "RGBA")
+    thumb.thumbnail((px, px))
+    return _displayable(thumb, 65535.0 if sixteen else None)
 
 
 def _displayable(img: Image.Image, top: float | None) -> Image.Image:

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from model.degradation.engine import image_to_tensor, tensor_to_image
 from model.retro.eras import era
 from model.retro.render import render
 from pipeline.tools.folders import image_seed, list_images
-from pipeline.tools.gallery import PAGE_CSS, THUMBS_DIR
+from pipeline.tools.gallery import PAGE_CSS, THUMBS_DIR, preview
 
 PAGE_FILE = "retro.html"
 
@@ -43,8 +43,7 @@ def write_retro_gallery(
     for path in list_images(src):
         try:
             with Image.open(path) as image:
-                photo = ImageOps.exif_transpose(image).convert("RGB")
-                photo.thumbnail((side, side), Image.Resampling.LANCZOS)
+                photo = preview(image, side).convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             reason = html.escape(f"{path.name}: {exc}".splitlines()[0])
             columns = len(looks) + 1 + (transfer is not None)
@@ -75,14 +74,14 @@ def write_retro_gallery(
 def _reference_look(reference: str, model: str | None, dst: Path):
     """(the reference's thumbnail as an <img>, photo -> photo in its look) by the retro model."""
     from model.retro.generator import stylize
-    from pipeline.batch.stylizer import estimate_look, load_retro, read_reference
+    from pipeline.batch.stylizer import estimate_look, load_retro
     from pipeline.storage import Storage
 
     storage = Storage()
     generator, _ = load_retro(model, storage)
     style, _ = estimate_look(generator, reference, storage)
-    shown = tensor_to_image((read_reference(reference, storage)[0][0] + 1) / 2)
-    shown.thumbnail((192, 192))
+    with Image.open(reference) as image:  # a local file: the gallery is a folder tool
+        shown = preview(image, 192)
 
     def look(photo: Image.Image) -> Image.Image:
         x = image_to_tensor(photo)[None] * 2 - 1

@@ -132,3 +132,20 @@ def test_gallery_without_optional_columns(tmp_path):
     page = write_gallery(table, tmp_path / "g", title="<run>").read_text()
     assert "<title>&lt;run&gt;</title>" in page and "a&amp;b" in page
     assert "<th>clean</th>" not in page and "severity" not in page and "results.parquet" not in page
+
+
+def test_the_flow_report_previews_a_16_bit_scan_at_its_tones(tmp_path):
+    # The report's thumbnails and the galleries' share one maker: a 16-bit grey scan is scaled to 8 bits, not
+    # clipped to white by Pillow's RGB conversion.
+    import base64
+    import io
+
+    from flows.report import _thumb
+    from pipeline.storage import Storage
+
+    ramp = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (48, 1))
+    Image.fromarray(ramp).save(tmp_path / "scan16.png")
+    shown = _thumb(Storage(), str(tmp_path / "scan16.png"))
+    data = base64.b64decode(shown.split("base64,", 1)[1].rstrip(")"))
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32)
+    assert 100 < pixels.mean() < 155 and pixels[:, :4].mean() < 40  # a ramp from black, not a white field
