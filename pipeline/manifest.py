@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.formats import IMAGE_EXTENSIONS
+from model.formats import IMAGE_EXTENSIONS
 from pipeline.storage import ObjectInfo, Storage, StorageError
 
 STATUSES = ("ok", "failed", "skipped")
@@ -54,9 +54,9 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 # The fixed columns of every result row; results.parquet adds the manifest's extra columns after them.
-# ``error`` is one line (null when ok); ``input_etag`` is the S3 ETag, or the sha256 hex of a local file;
-# ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the model
-# marked as defects. width/height are the output image's pixels, null when the image failed.
+# ``error`` is one line (null when ok); ``input_etag`` is the sha256 hex of the bytes read, wherever they came
+# from; ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the
+# model marked as defects. width/height are the output image's pixels, 0 when the image failed.
 RESULT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),

@@ -19,10 +19,10 @@ from PIL import Image
 
 from model.degradation.engine import PRESETS, apply_plan, image_to_tensor, sample_plan, tensor_to_image
 from model.degradation.published import degrade_published
+from model.formats import IMAGE_EXTENSIONS
 from model.metrics import hf_ratio, psnr, ssim
 from model.restoration.inference import restore_tensor
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 Restore = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W, 3) uint8
 VAL_SETS = ("light", "medium", "heavy", "published", "clean")
 # Seed stream per set, by name (not by position): adding a set never changes another set's copies.
@@ -49,7 +49,7 @@ def build_val_set(
     unknown = [name for name in sets if name not in _SET_KEYS]
     if unknown:
         raise ValueError(f"unknown validation set(s) {unknown}; choose from {list(VAL_SETS)}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise ValueError(f"{folder}: no validation images")
     pairs = []

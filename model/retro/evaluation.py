@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from model.degradation.aging import LUMA
+from model.formats import IMAGE_EXTENSIONS
 from model.metrics import psnr, ssim
 from model.retro import targets
 from model.retro.eras import ERAS
@@ -27,7 +28,6 @@ from model.retro.render import render
 from model.retro.sampling import sample_params
 
 Transfer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (photo, reference) -> restyled photo, uint8
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class TransferPair:
 
 def load_photos(folder: Path, limit: int | None = None, max_side: int = 384) -> list[tuple[str, np.ndarray]]:
     """Sorted photos of ``folder`` (at most ``limit``), each scaled to a long side of at most ``max_side``."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise ValueError(f"{folder}: no photos")
     photos = []

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
-from pipeline.formats import DECODE_FORMATS
+from model.formats import DECODE_FORMATS
 from pipeline.manifest import one_line
 
 _ORIENTATION = ExifTags.Base.Orientation

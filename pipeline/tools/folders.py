@@ -23,9 +23,9 @@ from model.degradation.engine import (
     sample_plan,
     tensor_to_image,
 )
+from model.formats import IMAGE_EXTENSIONS
 from model.metrics import mask_iou, psnr, ssim
 from model.restoration.baseline import restore_classical
-from pipeline.formats import IMAGE_EXTENSIONS
 
 
 def list_images(folder: Path) -> list[Path]:

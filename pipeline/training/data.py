@@ -19,9 +19,9 @@ from PIL import Image
 
 from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
+from model.formats import IMAGE_EXTENSIONS
 from model.restoration.gan import Batch
 from pipeline.batch.stages import decode, fetch, image_at, images_column
-from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.manifest import read_manifest
 from pipeline.storage import Storage
 

@@ -40,9 +40,9 @@ from model.checkpoints import (
     save_checkpoint,
     save_generator,
 )
+from model.formats import IMAGE_EXTENSIONS
 from model.gan import GANTraining, stage_of
 from model.restoration.inference import default_autocast
-from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.training.data import clean_dataset, worker_photos
 from pipeline.training.families import training

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from model.checkpoints import load_generator
+from model.formats import IMAGE_EXTENSIONS
 from model.restoration.validation import Scores, evaluate
-from pipeline.formats import IMAGE_EXTENSIONS
 from pipeline.storage import Storage, parse_uri
 
 LATEST_MODEL = "latest.safetensors"
