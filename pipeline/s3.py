@@ -4,6 +4,8 @@ so local runs never load boto3."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline.storage import StorageError, StorageOptions, parse_uri
@@ -42,6 +44,37 @@ def make_client(options: StorageOptions) -> Any:
     # A private session: boto3's default session is not safe to create clients from concurrently.
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=options.endpoint_url, region_name=options.region, config=config)
+
+
+def transfer_config(multipart_threshold: int) -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=16 * 1024 * 1024)
+
+
+@contextlib.contextmanager
+def errors(uri: str, attempts: int) -> Iterator[None]:
+    """boto errors inside the block leave it as one-line StorageErrors (``storage_error``)."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError, Boto3Error) as exc:
+        raise storage_error(uri, exc, attempts) from exc
+
+
+def arrow_filesystem(options: StorageOptions) -> Any:
+    """The same S3 endpoint and region as a pyarrow filesystem (what Ray Train writes checkpoints with)."""
+    import pyarrow.fs
+
+    kwargs: dict[str, Any] = {"region": options.region} if options.region else {}
+    if options.endpoint_url:
+        scheme, _, host = options.endpoint_url.partition("://")
+        kwargs.update(endpoint_override=host, scheme=scheme)
+    return pyarrow.fs.S3FileSystem(
+        retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(options.max_attempts), **kwargs
+    )
 
 
 def storage_error(uri: str, exc: Exception, attempts: int) -> StorageError:

@@ -227,7 +227,7 @@ class Storage:
                 self._s3().put_object(Bucket=target.bucket, Key=target.key, Body=data, **extra)
             else:
                 self._s3().upload_fileobj(
-                    io.BytesIO(data), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
+                    io.BytesIO(data), target.bucket, target.key, ExtraArgs=extra, Config=self._transfer()
                 )
 
         self._s3_call(uri, put)
@@ -245,7 +245,7 @@ class Storage:
         self._s3_call(
             uri,
             lambda: self._s3().upload_file(
-                os.fspath(local_path), target.bucket, target.key, ExtraArgs=extra, Config=_transfer_config()
+                os.fspath(local_path), target.bucket, target.key, ExtraArgs=extra, Config=self._transfer()
             ),
         )
 
@@ -361,23 +361,15 @@ class Storage:
                 time.sleep(min(random.uniform(0, backoff), deadline - now))  # full jitter: tries spread
                 backoff = min(backoff * 2, OUTAGE_BACKOFF_CAP_S)
 
-    @contextlib.contextmanager
-    def _s3_errors(self, uri: str) -> Iterator[None]:
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _s3_errors(self, uri: str) -> contextlib.AbstractContextManager[None]:
         from pipeline import s3
 
-        try:
-            yield
-        except (BotoCoreError, ClientError, Boto3Error) as exc:
-            raise s3.storage_error(uri, exc, self.options.max_attempts) from exc
+        return s3.errors(uri, self.options.max_attempts)
 
+    def _transfer(self) -> Any:
+        from pipeline import s3
 
-def _transfer_config() -> Any:
-    from boto3.s3.transfer import TransferConfig
-
-    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024 * 1024)
+        return s3.transfer_config(MULTIPART_THRESHOLD)
 
 
 def _walk_files(folder: str) -> Iterator[os.DirEntry[str]]:

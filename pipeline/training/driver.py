@@ -43,6 +43,7 @@ from model.checkpoints import (
 from model.formats import IMAGE_EXTENSIONS
 from model.gan import GANTraining, stage_of
 from model.restoration.inference import default_autocast
+from pipeline import s3
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.training.data import clean_dataset, worker_photos
 from pipeline.training.families import training
@@ -165,11 +166,7 @@ def _ray_storage(run_uri: str, options: StorageOptions) -> tuple[str, str, pyarr
         path = os.path.abspath(parsed.key)
         return os.path.dirname(path), os.path.basename(path), None
     parent, _, name = parsed.key.rstrip("/").rpartition("/")
-    kwargs: dict[str, Any] = {"region": options.region} if options.region else {}
-    if options.endpoint_url:
-        scheme, _, host = options.endpoint_url.partition("://")
-        kwargs.update(endpoint_override=host, scheme=scheme)
-    return f"{parsed.bucket}/{parent}".rstrip("/"), name, pyarrow.fs.S3FileSystem(**kwargs)
+    return f"{parsed.bucket}/{parent}".rstrip("/"), name, s3.arrow_filesystem(options)
 
 
 def train_loop(loop_config: dict[str, Any]) -> None:
