@@ -28,12 +28,11 @@ from prefect.cache_policies import NO_CACHE
 from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
-from model.checkpoints import DEFAULT_CHECKPOINT
-from pipeline.batch.config import PipelineConfig
+from pipeline.batch.config import PipelineConfig, archive_job
 from pipeline.batch.outputs import check_output_prefix
 from pipeline.batch.run import RestoreJob, RunProgress, RunSummary, model_identity, restore_archive
 from pipeline.manifest import plan_remaining, read_manifest
-from pipeline.storage import Storage, StorageOptions
+from pipeline.storage import Storage
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
 
@@ -83,10 +82,10 @@ def restore_archive_flow(
     model: str | None = None,
     ray_address: str | None = None,
     batch_size: int = PipelineConfig.batch_size,
-    tiles_per_batch: int = 8,
+    tiles_per_batch: int = PipelineConfig.tiles_per_batch,
     limit: int | None = None,
-    max_pixels: int = 200_000_000,
-    output_format: str = "same",
+    max_pixels: int = PipelineConfig.max_pixels,
+    output_format: str = PipelineConfig.output_format,
     endpoint_url: str | None = None,
     ray_job_server: str | None = None,
 ) -> dict[str, Any]:
@@ -96,17 +95,15 @@ def restore_archive_flow(
     Ray locally for this run. ``ray_job_server`` (http://head:8265) instead submits the run as a Ray Job
     that lives on the cluster, for long jobs; this flow then only watches it."""
     logger = get_run_logger()
-    job = RestoreJob(
-        manifest=manifest,
-        output=output,
-        model=model or str(DEFAULT_CHECKPOINT),
-        pipeline=PipelineConfig(
-            batch_size=batch_size,
-            tiles_per_batch=tiles_per_batch,
-            max_pixels=max_pixels,
-            output_format=output_format,
-        ),
-        storage=StorageOptions(endpoint_url=endpoint_url),
+    job = archive_job(
+        manifest,
+        output,
+        model=model,
+        endpoint_url=endpoint_url,
+        batch_size=batch_size,
+        tiles_per_batch=tiles_per_batch,
+        max_pixels=max_pixels,
+        output_format=output_format,
         ray_address=ray_address,
         limit=limit,
     )

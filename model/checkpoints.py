@@ -24,12 +24,9 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from model.families import family
-from model.files import write_atomically
+from model.files import DEFAULT_CHECKPOINT, DEFAULT_RETRO_CHECKPOINT, write_atomically
 
-# The shipped default model (see docs/MODEL.md).
-DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "patina-restoration-small.safetensors"
-# The shipped reference-guided retro model (see docs/RETRO.md).
-DEFAULT_RETRO_CHECKPOINT = Path(__file__).parent / "weights" / "patina-retro-small.safetensors"
+__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_RETRO_CHECKPOINT"]  # the shipped models, re-exported
 
 FORMAT = "patina-checkpoint"
 FORMAT_VERSION = 2  # 2: records the model family; version-1 files are all restoration checkpoints

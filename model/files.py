@@ -39,3 +39,10 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> N
 def is_temp_name(name: str) -> bool:
     """A name ``write_atomically`` gives its temp files (left behind only by a process killed mid-write)."""
     return _TEMP_NAME.match(name) is not None
+
+
+# The shipped models (docs/MODEL.md, docs/RETRO.md). Here, in a module without torch, so the command line
+# and the job configs can name them without loading a model library.
+WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS / "patina-restoration-small.safetensors"
+DEFAULT_RETRO_CHECKPOINT = WEIGHTS / "patina-retro-small.safetensors"

@@ -1,14 +1,17 @@
 """The one typed config of an archive run: ``RestoreJob`` (what to run, where, with which model) nesting
 ``PipelineConfig`` (tiling, batching, limits, output format) and the storage options. Checked when built,
-so a bad value is a one-line error before any work starts; serialised whole to a Ray Job."""
+so a bad value is a one-line error before any work starts; serialised whole to a Ray Job. ``archive_job``
+is the one place a job is built from a user's options (the `patina` commands and the Prefect flows).
+No torch here: the command line reads its defaults from these classes."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
-from model.checkpoints import DEFAULT_CHECKPOINT
+from model.files import DEFAULT_CHECKPOINT, DEFAULT_RETRO_CHECKPOINT
 from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.storage import StorageOptions
 
@@ -75,3 +78,46 @@ class RestoreJob:
             )
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a restore job: {exc}") from None
+
+
+ERA_SCHEME = "era:"  # a job's model ``era:NAME`` selects an era preset instead of a checkpoint
+
+
+def archive_job(
+    manifest: str,
+    output: str,
+    *,
+    model: str | None = None,
+    era: str | None = None,
+    reference: str | None = None,
+    endpoint_url: str | None = None,
+    outage_patience_s: float | None = None,
+    **options: Any,
+) -> RestoreJob:
+    """A restore run (``model``: a restoration checkpoint, default the shipped one), an era run (``era``), or
+    a reference run (``reference`` with ``model`` a retro checkpoint, default the shipped one). ``options``
+    are ``RestoreJob`` fields (ray_address, limit, flush_rows, dashboard) and ``PipelineConfig`` fields;
+    None keeps the default, so callers pass their options through unset."""
+    if era is not None and reference is not None:
+        raise ValueError("give exactly one of --era NAME or --reference OLD_PHOTO, not both")
+    if era is not None and model is not None:
+        raise ValueError("--model is the retro checkpoint for --reference; an era needs none")
+    if era is not None:
+        model = f"{ERA_SCHEME}{era}"
+    else:
+        model = model or str(DEFAULT_RETRO_CHECKPOINT if reference is not None else DEFAULT_CHECKPOINT)
+    given = {k: v for k, v in options.items() if v is not None}
+    pipeline_fields = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = set(given) - pipeline_fields - {f.name for f in dataclasses.fields(RestoreJob)}
+    if unknown:
+        raise TypeError(f"archive_job() got unknown options {sorted(unknown)}")
+    storage = {"endpoint_url": endpoint_url, "outage_patience_s": outage_patience_s}
+    return RestoreJob(
+        manifest=manifest,
+        output=output,
+        model=model,
+        reference=reference,
+        pipeline=PipelineConfig(**{k: v for k, v in given.items() if k in pipeline_fields}),
+        storage=StorageOptions(**{k: v for k, v in storage.items() if v is not None}),
+        **{k: v for k, v in given.items() if k not in pipeline_fields},
+    )

@@ -25,13 +25,12 @@ from model.retro.encoder import Style
 from model.retro.eras import era
 from model.retro.generator import stylize
 from model.retro.render import render
+from pipeline.batch.config import ERA_SCHEME
 from pipeline.batch.restorer import ImageActor, Restorer, colour_tensor, like_pixels, pick_device
 from pipeline.batch.stages import image_at
 from pipeline.storage import Storage, StorageError
 
 REFERENCE_SIDE = 1024  # the encoder reads a 128 px view and whole-image statistics: 1024 px is plenty
-
-ERA_SCHEME = "era:"  # --model era:NAME selects an era preset instead of a checkpoint
 
 
 def era_name(model: str) -> str | None:

@@ -9,7 +9,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job
+from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.cli.base import app, console, db, manifest_app, user_errors
+from pipeline.storage import StorageOptions
+
+FORMAT_HELP = "same | " + " | ".join(f for f in OUTPUT_FORMATS if f != "same")
+MAX_PIXELS_HELP = "Refuse images with more pixels (decompression bombs)."
+FLUSH_HELP = "Result rows per results part: the most a killed run redoes."
+PATIENCE_HELP = "Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
 
 
 @manifest_app.command("build")
@@ -44,29 +52,26 @@ def restore(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
     batch_size: int = typer.Option(
-        64, help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB)."
+        PipelineConfig.batch_size,
+        help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB).",
     ),
-    tile: int = typer.Option(512, help="Tile size in pixels for large scans."),
-    overlap: int = typer.Option(32, help="Tile overlap in pixels (blended, no seams)."),
-    tiles_per_batch: int = typer.Option(8, help="Tiles per generator forward (bounds GPU memory)."),
-    output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
-    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
+    tile: int = typer.Option(PipelineConfig.tile, help="Tile size in pixels for large scans."),
+    overlap: int = typer.Option(PipelineConfig.overlap, help="Tile overlap in pixels (blended, no seams)."),
+    tiles_per_batch: int = typer.Option(
+        PipelineConfig.tiles_per_batch, help="Tiles per generator forward (bounds GPU memory)."
+    ),
+    output_format: str = typer.Option(PipelineConfig.output_format, "--format", help=FORMAT_HELP),
+    max_pixels: int = typer.Option(PipelineConfig.max_pixels, help=MAX_PIXELS_HELP),
     limit: int | None = typer.Option(None, help="Restore at most N of the remaining rows."),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
     dashboard: bool = typer.Option(False, help="Start the Ray dashboard with local Ray."),
-    flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
-    outage_patience: float = typer.Option(
-        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
-    ),
+    flush_rows: int = typer.Option(RestoreJob.flush_rows, help=FLUSH_HELP),
+    outage_patience: float = typer.Option(StorageOptions.outage_patience_s, help=PATIENCE_HELP),
     job_json: str | None = typer.Option(
         None, "--job", help="A whole job as JSON (what a Ray Job runs); no other option may be given."
     ),
 ) -> None:
     """Restore every image of a manifest not yet done under OUTPUT; re-running resumes."""
-    from model.checkpoints import DEFAULT_CHECKPOINT
-    from pipeline.batch.config import PipelineConfig, RestoreJob
-    from pipeline.storage import StorageOptions
-
     if job_json is not None:
         # By name: typer 0.29 carries its own copy of click, whose ParameterSource is not click's.
         given = [
@@ -80,19 +85,18 @@ def restore(
         return
     if not manifest or not output:
         raise ValueError("--manifest and --output are required (or --job)")
-    job = RestoreJob(
-        manifest=manifest,
-        output=output,
-        model=model or str(DEFAULT_CHECKPOINT),
-        pipeline=PipelineConfig(
-            tile=tile,
-            overlap=overlap,
-            tiles_per_batch=tiles_per_batch,
-            batch_size=batch_size,
-            max_pixels=max_pixels,
-            output_format=output_format,
-        ),
-        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
+    job = archive_job(
+        manifest,
+        output,
+        model=model,
+        endpoint_url=endpoint_url,
+        outage_patience_s=outage_patience,
+        tile=tile,
+        overlap=overlap,
+        tiles_per_batch=tiles_per_batch,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        output_format=output_format,
         ray_address=ray_address,
         limit=limit,
         flush_rows=flush_rows,
@@ -136,37 +140,32 @@ def stylize(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
     ),
     batch_size: int = typer.Option(
-        64, help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB)."
+        PipelineConfig.batch_size,
+        help="Most images per Ray Data batch (fewer when the manifest's sizes add up to 1 MB).",
     ),
-    output_format: str = typer.Option("same", "--format", help="same | png | jpeg | tiff | webp"),
-    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels (decompression bombs)."),
+    output_format: str = typer.Option(PipelineConfig.output_format, "--format", help=FORMAT_HELP),
+    max_pixels: int = typer.Option(PipelineConfig.max_pixels, help=MAX_PIXELS_HELP),
     limit: int | None = typer.Option(None, help="Render at most N of the remaining rows."),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
-    flush_rows: int = typer.Option(64, help="Result rows per results part: the most a killed run redoes."),
-    outage_patience: float = typer.Option(
-        300, help="Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
-    ),
+    flush_rows: int = typer.Option(RestoreJob.flush_rows, help=FLUSH_HELP),
+    outage_patience: float = typer.Option(StorageOptions.outage_patience_s, help=PATIENCE_HELP),
 ) -> None:
     """Give every image of a manifest a period look under OUTPUT: an era preset's print (--era), or the look
     of a real old photo (--reference). The restore job's pipeline (resumable, never writes outside OUTPUT);
     the era or reference is recorded with every result row and in results.parquet's metadata."""
-    from model.checkpoints import DEFAULT_RETRO_CHECKPOINT
-    from pipeline.batch.config import PipelineConfig
-    from pipeline.batch.run import RestoreJob
-    from pipeline.batch.stylizer import ERA_SCHEME
-    from pipeline.storage import StorageOptions
-
-    if (era is None) == (reference is None):
+    if era is None and reference is None:
         raise ValueError("give exactly one of --era NAME or --reference OLD_PHOTO")
-    if era is not None and model is not None:
-        raise ValueError("--model is the retro checkpoint for --reference; an era needs none")
-    job = RestoreJob(
-        manifest=manifest,
-        output=output,
-        model=f"{ERA_SCHEME}{era}" if era is not None else (model or str(DEFAULT_RETRO_CHECKPOINT)),
+    job = archive_job(
+        manifest,
+        output,
+        model=model,
+        era=era,
         reference=reference,
-        pipeline=PipelineConfig(batch_size=batch_size, max_pixels=max_pixels, output_format=output_format),
-        storage=StorageOptions(endpoint_url=endpoint_url, outage_patience_s=outage_patience),
+        endpoint_url=endpoint_url,
+        outage_patience_s=outage_patience,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        output_format=output_format,
         ray_address=ray_address,
         limit=limit,
         flush_rows=flush_rows,
