@@ -169,7 +169,7 @@ def write_result_part(prefix_uri: str, table: pa.Table, storage: Storage) -> str
     ``table`` needs every RESULT_SCHEMA column (castable types, valid statuses, non-null ids); other columns
     are dropped, since the manifest carries them and finalize_results joins them back. Part names start
     with the wall-clock time in ns so that sorting them by name orders them by when they were written."""
-    part = _conform(table)
+    part = conform_results(table)
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
     uri = storage.join(prefix_uri, RESULTS_DIR, name)
     sink = pa.BufferOutputStream()
@@ -284,7 +284,10 @@ def _require_ids(manifest: pa.Table) -> None:
         raise ManifestError("manifest has no string 'id' column; load it with read_manifest first")
 
 
-def _conform(table: pa.Table) -> pa.Table:
+def conform_results(table: pa.Table) -> pa.Table:
+    """Result rows as RESULT_SCHEMA says (its columns, in order, cast; others dropped), with an empty error
+    read as none (null). The one place rows are shaped, by the job as they arrive and again by
+    write_result_part for rows from anywhere; bad rows raise ManifestError."""
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing:
         raise ManifestError(f"result rows lack column(s) {', '.join(missing)}")
@@ -292,6 +295,12 @@ def _conform(table: pa.Table) -> pa.Table:
         part = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({one_line(exc)})") from None
+    error = part["error"]
+    part = part.set_column(
+        RESULT_SCHEMA.get_field_index("error"),
+        "error",
+        pc.if_else(pc.equal(error, ""), pa.scalar(None, pa.string()), error),
+    )
     ids = part["id"]
     _refuse("result rows", "null id", ids, ids.is_null())
     statuses = part["status"]

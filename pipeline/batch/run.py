@@ -37,7 +37,7 @@ from pipeline.batch.stylizer import (
     reference_model_id,
 )
 from pipeline.manifest import (
-    RESULT_SCHEMA,
+    conform_results,
     finalize_results,
     plan_remaining,
     read_manifest,
@@ -348,7 +348,7 @@ def _drive(
     pending: list[pa.Table] = []
     last_flush = time.monotonic()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        rows = _result_rows(batch)
+        rows = conform_results(batch)
         pending.append(rows)
         ok = int(pc.sum(pc.equal(rows["status"], "ok")).as_py() or 0)
         progress.ok += ok
@@ -365,18 +365,6 @@ def _drive(
             on_progress(progress)
     if pending:
         write_result_part(job.output, pa.concat_tables(pending), storage)
-
-
-def _result_rows(batch: pa.Table) -> pa.Table:
-    """Keep the result columns; an empty error string means no error."""
-    table = batch.select(RESULT_SCHEMA.names)
-    error = table["error"]
-    table = table.set_column(
-        RESULT_SCHEMA.get_field_index("error"),
-        "error",
-        pc.if_else(pc.equal(error, ""), pa.nulls(len(error), pa.string()), error),
-    )
-    return table.cast(RESULT_SCHEMA)
 
 
 def failure_reason(error: str) -> str:
