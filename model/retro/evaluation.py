@@ -129,7 +129,9 @@ def _render(photo: np.ndarray, params: RetroParams, seed: int) -> np.ndarray:
 
 
 def _tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    return (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 * 2 - 1).to(device)
+    return (
+        torch.from_numpy(np.ascontiguousarray(image).copy()).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    ).to(device)
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
