@@ -144,4 +144,4 @@ def test_the_shipped_encoder_gives_one_look_one_code():
     assert same < MARGIN * other, (float(same), float(other))
 
 
-MARGIN = 0.5  # measured on the shipped model: see docs/RETRO.md
+MARGIN = 0.6  # the shipped model measured 0.45 (mean distances 0.65 within a look, 1.45 across looks)
