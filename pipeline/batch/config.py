@@ -45,12 +45,11 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class RestoreJob:
-    """Everything one restoration run needs; the CLI and the Prefect flow both build one of these."""
+    """Everything one archive run needs (restore, an era, or a reference's look); built by ``archive_job``."""
 
     manifest: str
     output: str
     model: str = str(DEFAULT_CHECKPOINT)
-    reference: str | None = None  # with a retro checkpoint as model: the old photo whose look is given to all
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     storage: StorageOptions = field(default_factory=StorageOptions)
     ray_address: str | None = None  # None: start Ray locally in-process
@@ -58,6 +57,7 @@ class RestoreJob:
     flush_rows: int = 64  # result rows per part file: the most a killed driver can lose
     flush_seconds: float = 15.0
     dashboard: bool = False
+    reference: str | None = None  # with a retro checkpoint as model: the old photo whose look is given to all
 
     def to_json(self) -> str:
         """The whole job as JSON: what a Ray Job's `patina restore --job` receives, nested configs and all,

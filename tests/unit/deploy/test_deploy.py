@@ -16,8 +16,8 @@ import typer.main
 import yaml
 from prefect import Flow
 
+from flows.cli import app  # the installed `patina`: pipeline's commands and serve
 from flows.serve import FLOWS, _check_parameters, load_schedules
-from pipeline.cli import app
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
