@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.losses import AdversarialLoss, FeatureMatchingLoss, ReconstructionLoss
+
 
 def stage_of(progress: float, gan_start: float) -> int:
     """1 (reconstruction) before ``gan_start`` of the budget, 2 (adversarial) from there on."""
@@ -49,6 +51,9 @@ class GANTraining:
         self.opt_d = torch.optim.AdamW(
             discriminator.parameters(), lr=train.lr_discriminator, betas=(0.5, 0.99), weight_decay=0.0
         )
+        self.adversarial = AdversarialLoss(train.losses.gan_mode)
+        self.feature_matching = FeatureMatchingLoss()
+        self.reconstruction = ReconstructionLoss()
         self.step = 0
 
     @property
@@ -74,6 +79,57 @@ class GANTraining:
         within = (progress - t.gan_start) / max(1.0 - t.gan_start, 1e-9)
         decay = _cosine(within, t.lr_min_fraction)
         return t.lr_gan_generator * decay, t.lr_discriminator * decay
+
+    def begin_step(self, progress: float | None) -> tuple[int, dict[str, float]]:
+        """Set the learning rates of ``progress`` (default: step / steps); return its stage and the loss
+        record the step fills in."""
+        t = self.cfg.train
+        progress = self.step / t.steps if progress is None else progress
+        lr_g, lr_d = self.learning_rates(progress)
+        set_lr(self.opt_g, lr_g)
+        set_lr(self.opt_d, lr_d)
+        stage = stage_of(progress, t.gan_start)
+        return stage, {"stage": float(stage), "lr_g": lr_g}
+
+    def discriminator_step(
+        self, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor, losses: dict[str, float]
+    ) -> None:
+        """Stage 2: one D update, real (``real`` | condition) against detached fakes."""
+        self.discriminator.train()
+        with self._autocast():
+            d_real = self.discriminator(real, condition)
+            d_fake = self.discriminator(fake.detach(), condition)
+            loss_d = self.adversarial(d_real, real=True, for_discriminator=True) + self.adversarial(
+                d_fake, real=False, for_discriminator=True
+            )
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.cfg.train.grad_clip)
+        self.opt_d.step()
+        losses["loss_d"] = loss_d.item()
+
+    def adversarial_terms(
+        self, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor, losses: dict[str, float]
+    ) -> torch.Tensor:
+        """Stage 2: G's weighted terms, fooling the updated D and matching its features on the real pair."""
+        w = self.cfg.train.losses
+        with self._autocast():
+            d_fake = self.discriminator(fake, condition)
+            with torch.no_grad():
+                d_real = self.discriminator(real, condition)
+            loss_adv = self.adversarial(d_fake, real=True, for_discriminator=False)
+            loss_fm = self.feature_matching(d_fake, d_real)
+        losses.update(loss_adv=loss_adv.item(), loss_fm=loss_fm.item())
+        return w.adversarial * loss_adv.float() + w.feature_matching * loss_fm.float()
+
+    def generator_step(self, loss_g: torch.Tensor) -> None:
+        """One G update (clipped), then the EMA and the step count."""
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.train.grad_clip)
+        self.opt_g.step()
+        self._update_ema()
+        self.step += 1
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The whole training state as flat tensors (G, D, EMA, both optimizers' moments) plus JSON-able

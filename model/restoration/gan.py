@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.discriminator import Discriminator
-from model.gan import GANTraining, set_lr, stage_of
-from model.losses import AdversarialLoss, DefectMaskLoss, FeatureMatchingLoss, ReconstructionLoss
+from model.gan import GANTraining, stage_of
+from model.losses import DefectMaskLoss
 from model.restoration.config import RestorationConfig
 from model.restoration.generator import Generator
 
@@ -49,60 +49,26 @@ class RestorationGAN(GANTraining):
         super().__init__(
             cfg, Generator(cfg.generator), Discriminator(cfg.discriminator), device, wrap, autocast_dtype
         )
-        w = cfg.train.losses
-        self.adversarial = AdversarialLoss(w.gan_mode)
-        self.feature_matching = FeatureMatchingLoss()
-        self.reconstruction = ReconstructionLoss()
-        self.mask_loss = DefectMaskLoss(w.mask_pos_weight).to(self.device)
+        self.mask_loss = DefectMaskLoss(cfg.train.losses.mask_pos_weight).to(self.device)
 
     def train_step(self, batch: Batch, progress: float | None = None) -> dict[str, float]:
         """One step of the stage ``progress`` (default: step / steps) falls in. Returns the loss terms."""
-        t = self.cfg.train
-        progress = self.step / t.steps if progress is None else progress
-        stage = stage_of(progress, t.gan_start)
-        lr_g, lr_d = self.learning_rates(progress)
-        set_lr(self.opt_g, lr_g)
-        set_lr(self.opt_d, lr_d)
-        w = t.losses
+        stage, losses = self.begin_step(progress)
+        w = self.cfg.train.losses
         degraded = batch.degraded.contiguous(memory_format=torch.channels_last)
         self.generator.train()
         with self._autocast():
             restored, mask_logits = self.generator(degraded)
-        losses: dict[str, float] = {"stage": float(stage), "lr_g": lr_g}
-
         if stage == 2:  # Discriminator: real pairs vs detached fakes.
-            self.discriminator.train()
-            with self._autocast():
-                d_real = self.discriminator(batch.clean, batch.degraded)
-                d_fake = self.discriminator(restored.detach(), batch.degraded)
-                loss_d = self.adversarial(d_real, real=True, for_discriminator=True) + self.adversarial(
-                    d_fake, real=False, for_discriminator=True
-                )
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            nn.utils.clip_grad_norm_(self.discriminator.parameters(), t.grad_clip)
-            self.opt_d.step()
-            losses["loss_d"] = loss_d.item()
+            self.discriminator_step(batch.clean, restored, batch.degraded, losses)
 
         loss_rec = self.reconstruction(restored.float(), batch.clean)
         loss_mse = F.mse_loss(restored.float(), batch.clean)
         loss_mask = self.mask_loss(mask_logits.float(), batch.defect_mask)
         loss_g = w.reconstruction * loss_rec + w.mse * loss_mse + w.defect_mask * loss_mask
         if stage == 2:  # Generator: also fool the updated D and match its features.
-            with self._autocast():
-                d_fake = self.discriminator(restored, batch.degraded)
-                with torch.no_grad():
-                    d_real = self.discriminator(batch.clean, batch.degraded)
-                loss_adv = self.adversarial(d_fake, real=True, for_discriminator=False)
-                loss_fm = self.feature_matching(d_fake, d_real)
-            loss_g = loss_g + w.adversarial * loss_adv.float() + w.feature_matching * loss_fm.float()
-            losses.update(loss_adv=loss_adv.item(), loss_fm=loss_fm.item())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        nn.utils.clip_grad_norm_(self.generator.parameters(), t.grad_clip)
-        self.opt_g.step()
-        self._update_ema()
-        self.step += 1
+            loss_g = loss_g + self.adversarial_terms(batch.clean, restored, batch.degraded, losses)
+        self.generator_step(loss_g)
         losses.update(
             loss_g=loss_g.item(),
             loss_rec=loss_rec.item(),

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.discriminator import Discriminator
-from model.gan import GANTraining, set_lr, stage_of
-from model.losses import AdversarialLoss, FeatureMatchingLoss, ReconstructionLoss
+from model.gan import GANTraining
 from model.retro.config import RetroConfig
 from model.retro.encoder import Style
 from model.retro.generator import RetroModel
@@ -49,37 +48,16 @@ class RetroGAN(GANTraining):
         autocast_dtype: torch.dtype | None = None,
     ):
         super().__init__(cfg, RetroModel(cfg), Discriminator(cfg.discriminator), device, wrap, autocast_dtype)
-        self.adversarial = AdversarialLoss(cfg.train.losses.gan_mode)
-        self.feature_matching = FeatureMatchingLoss()
-        self.reconstruction = ReconstructionLoss()
 
     def train_step(self, batch: RetroBatch, progress: float | None = None) -> dict[str, float]:
-        t = self.cfg.train
-        w = t.losses
-        progress = self.step / t.steps if progress is None else progress
-        stage = stage_of(progress, t.gan_start)
-        lr_g, lr_d = self.learning_rates(progress)
-        set_lr(self.opt_g, lr_g)
-        set_lr(self.opt_d, lr_d)
+        stage, losses = self.begin_step(progress)
+        w = self.cfg.train.losses
         self.generator.train()
         with self._autocast():
             styled, style, second = self.generator(batch.photo, batch.reference, batch.second_reference)
         styled = styled.float()
-        losses: dict[str, float] = {"stage": float(stage), "lr_g": lr_g}
-
         if stage == 2:  # D: (reference, target) real against (reference, styled) fake
-            self.discriminator.train()
-            with self._autocast():
-                d_real = self.discriminator(batch.target, batch.reference)
-                d_fake = self.discriminator(styled.detach(), batch.reference)
-                loss_d = self.adversarial(d_real, real=True, for_discriminator=True) + self.adversarial(
-                    d_fake, real=False, for_discriminator=True
-                )
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            nn.utils.clip_grad_norm_(self.discriminator.parameters(), t.grad_clip)
-            self.opt_d.step()
-            losses["loss_d"] = loss_d.item()
+            self.discriminator_step(batch.target, styled, batch.reference, losses)
 
         loss_rec = self.reconstruction(styled, batch.target)
         loss_mse = F.mse_loss(styled, batch.target)
@@ -95,20 +73,8 @@ class RetroGAN(GANTraining):
             + w.code_agreement * loss_agree
         )
         if stage == 2:
-            with self._autocast():
-                d_fake = self.discriminator(styled, batch.reference)
-                with torch.no_grad():
-                    d_real = self.discriminator(batch.target, batch.reference)
-                loss_adv = self.adversarial(d_fake, real=True, for_discriminator=False)
-                loss_fm = self.feature_matching(d_fake, d_real)
-            loss_g = loss_g + w.adversarial * loss_adv.float() + w.feature_matching * loss_fm.float()
-            losses.update(loss_adv=loss_adv.item(), loss_fm=loss_fm.item())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        nn.utils.clip_grad_norm_(self.generator.parameters(), t.grad_clip)
-        self.opt_g.step()
-        self._update_ema()
-        self.step += 1
+            loss_g = loss_g + self.adversarial_terms(batch.target, styled, batch.reference, losses)
+        self.generator_step(loss_g)
         losses.update(
             loss_g=loss_g.item(),
             loss_rec=loss_rec.item(),
