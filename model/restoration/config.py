@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -97,32 +97,37 @@ class TrainConfig:
             raise ValueError(f"time budget must be positive, got {self.time_budget_s} s")
 
 
-@dataclass(frozen=True)
-class RestorationConfig:
-    preset: str = "small"
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+class ModelConfig:
+    """What every family's top-level config (a frozen dataclass with ``preset`` and ``train``) can do: round
+    trip through JSON, and take TrainConfig overrides (retro's RetroConfig shares it)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RestorationConfig:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         return _build(cls, data)
 
-    def replace(self, **changes: Any) -> RestorationConfig:
-        return dataclasses.replace(self, **changes)
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
-    def with_train(self, **overrides: Any) -> RestorationConfig:
+    def with_train(self, **overrides: Any) -> Self:
         """This config with TrainConfig fields overridden; a None override keeps the preset's value (so CLI
         options and flow parameters can pass through unset)."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        return self.replace(train=dataclasses.replace(self.train, **given))
+        return self.replace(train=dataclasses.replace(self.train, **given))  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RestorationConfig(ModelConfig):
+    preset: str = "small"
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:

@@ -7,12 +7,9 @@ one trainer (pipeline/training/driver.py) runs both families.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from model.restoration.config import DiscriminatorConfig, LossConfig, TrainConfig, _build
+from model.restoration.config import DiscriminatorConfig, LossConfig, ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -59,29 +56,12 @@ class RetroTrainConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class RetroConfig:
+class RetroConfig(ModelConfig):
     preset: str = "small"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     generator: StyleGeneratorConfig = field(default_factory=StyleGeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     train: RetroTrainConfig = field(default_factory=RetroTrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RetroConfig:
-        return _build(cls, data)
-
-    def replace(self, **changes: Any) -> RetroConfig:
-        return dataclasses.replace(self, **changes)
-
-    def with_train(self, **overrides: Any) -> RetroConfig:
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return self.replace(train=dataclasses.replace(self.train, **given))
 
 
 def tiny() -> RetroConfig:
