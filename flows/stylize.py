@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow
 
 from flows.restore import plan_run_publish
-from pipeline.batch.config import PipelineConfig, archive_job
+from pipeline.batch.config import PipelineConfig, stylize_job
 
 
 @flow(name="stylize-archive", log_prints=True)
@@ -31,9 +31,7 @@ def stylize_archive_flow(
     """Give every image of MANIFEST not yet done under OUTPUT the look of ERA (``patina retro eras``) or of
     the old photo REFERENCE (read by the retro MODEL, default the shipped one); re-running resumes. Ray and
     Ray Job options as for restore-archive."""
-    if era is None and reference is None:
-        raise ValueError("give exactly one of era or reference")
-    job = archive_job(
+    job = stylize_job(
         manifest,
         output,
         model=model,

@@ -121,3 +121,12 @@ def archive_job(
         storage=StorageOptions(**{k: v for k, v in storage.items() if v is not None}),
         **{k: v for k, v in given.items() if k not in pipeline_fields},
     )
+
+
+def stylize_job(
+    manifest: str, output: str, *, era: str | None = None, reference: str | None = None, **options: Any
+) -> RestoreJob:
+    """``archive_job`` for a period look: exactly one of ``era`` or ``reference`` (restores have neither)."""
+    if era is None and reference is None:
+        raise ValueError("give exactly one of --era NAME or --reference OLD_PHOTO")
+    return archive_job(manifest, output, era=era, reference=reference, **options)

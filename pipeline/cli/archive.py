@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job
+from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job, stylize_job
 from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.cli.base import app, console, db, manifest_app, user_errors
 from pipeline.storage import StorageOptions
@@ -153,9 +153,7 @@ def stylize(
     """Give every image of a manifest a period look under OUTPUT: an era preset's print (--era), or the look
     of a real old photo (--reference). The restore job's pipeline (resumable, never writes outside OUTPUT);
     the era or reference is recorded with every result row and in results.parquet's metadata."""
-    if era is None and reference is None:
-        raise ValueError("give exactly one of --era NAME or --reference OLD_PHOTO")
-    job = archive_job(
+    job = stylize_job(
         manifest,
         output,
         model=model,

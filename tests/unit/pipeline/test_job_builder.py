@@ -8,7 +8,7 @@ import pytest
 from flows.restore import restore_archive_flow
 from flows.stylize import stylize_archive_flow
 from model.files import DEFAULT_CHECKPOINT, DEFAULT_RETRO_CHECKPOINT
-from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job
+from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job, stylize_job
 from pipeline.cli import archive
 from pipeline.storage import StorageOptions
 
@@ -32,6 +32,9 @@ def test_contradictions_and_unknown_options_are_refused():
         archive_job("m", "o", era="1900s-sepia", model="x.safetensors")
     with pytest.raises(TypeError, match="unknown options \\['tiel'\\]"):
         archive_job("m", "o", tiel=3)
+    with pytest.raises(ValueError, match="exactly one of --era NAME or --reference"):
+        stylize_job("m", "o", model="retro.safetensors")  # a stylize run without a look would restore
+    assert stylize_job("m", "o", era="1900s-sepia") == archive_job("m", "o", era="1900s-sepia")
 
 
 @pytest.mark.parametrize(
