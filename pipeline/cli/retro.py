@@ -60,15 +60,16 @@ def retro_gallery(
     seed: int = typer.Option(0, help="Seed of grain and wear."),
     reference: str | None = typer.Option(None, help="An old photo: adds a column in its look (retro model)."),
     model: str | None = typer.Option(
-        None, help="Retro checkpoint for --reference; default: the shipped one."
+        None, help="Retro checkpoint for --reference (local or s3://); default: the shipped one."
     ),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """An HTML grid: one row per photo, one column per era, and one in the look of --reference."""
     from model.retro.eras import ERAS
     from pipeline.tools.retro_gallery import write_retro_gallery
 
     names = [e.strip() for e in eras.split(",")] if eras else list(ERAS)
-    page = write_retro_gallery(src, dst, names, side, seed, reference, model)
+    page = write_retro_gallery(src, dst, names, side, seed, reference, model, endpoint_url)
     console.print(f"wrote {page}")
 
 
@@ -99,6 +100,7 @@ def retro_evaluate(
     seed: int = typer.Option(0, help="Seed of the sampled looks."),
     model: str | None = typer.Option(None, help="Retro checkpoint to score; default: the shipped one."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every number to this JSON file."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Score reference-guided transfer where the truth is known (the look of photo A rendered on photo B)
     for the retro model and the classical baselines, the model's parameter recovery, and how much of each
@@ -116,9 +118,9 @@ def retro_evaluate(
         transfer_set,
     )
     from pipeline.batch.stylizer import load_retro
-    from pipeline.storage import Storage
+    from pipeline.storage import Storage, StorageOptions
 
-    generator, model_id = load_retro(model, Storage())
+    generator, model_id = load_retro(model, Storage(StorageOptions(endpoint_url=endpoint_url)))
     photos = load_photos(val, limit, max_side)
     pairs = transfer_set(photos, seed)
     report: dict = {"model": model_id, "photos": len(photos), "transfer": {}}

@@ -28,17 +28,19 @@ def write_retro_gallery(
     seed: int = 0,
     reference: str | None = None,
     model: str | None = None,
+    endpoint_url: str | None = None,
 ) -> Path:
-    """Render every photo of ``src`` (its long side scaled to ``side``) in each era, and in the look of
-    ``reference`` (read by the retro ``model``, default the shipped one) if given, into ``dst/thumbs/``; write
-    ``dst/retro.html``. An unreadable photo gets a row saying why; ``dst == src`` is refused."""
+    """Render every photo of ``src`` (its long side scaled to ``side``) in each era, and in the look of the
+    local photo ``reference`` if given (read by the retro ``model``: a local or s3:// checkpoint, S3 at
+    ``endpoint_url``; default the shipped one), into ``dst/thumbs/``; write ``dst/retro.html``.
+    An unreadable photo gets a row saying why; ``dst == src`` is refused."""
     looks = {name: era(name) for name in eras}  # a bad era name fails before any work
     if Path(dst).resolve() == Path(src).resolve():
         raise ValueError(
             f"{dst}: output folder is the input folder; choose another so originals stay untouched"
         )
     (dst / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
-    transfer = _reference_look(reference, model, dst) if reference else None
+    transfer = _reference_look(reference, model, endpoint_url, dst) if reference else None
     rows = []
     for path in list_images(src):
         try:
@@ -71,13 +73,13 @@ def write_retro_gallery(
     return page
 
 
-def _reference_look(reference: str, model: str | None, dst: Path):
+def _reference_look(reference: str, model: str | None, endpoint_url: str | None, dst: Path):
     """(the reference's thumbnail as an <img>, photo -> photo in its look) by the retro model."""
     from model.retro.generator import stylize
     from pipeline.batch.stylizer import estimate_look, load_retro
-    from pipeline.storage import Storage
+    from pipeline.storage import Storage, StorageOptions
 
-    storage = Storage()
+    storage = Storage(StorageOptions(endpoint_url=endpoint_url))
     generator, _ = load_retro(model, storage)
     style, _ = estimate_look(generator, reference, storage)
     with Image.open(reference) as image:  # a local file: the gallery is a folder tool

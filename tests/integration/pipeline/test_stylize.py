@@ -250,3 +250,24 @@ def test_a_reference_changed_or_gone_mid_run_fails_rows_with_the_reason(
     reference.unlink()
     gone = ReferenceStylizer(str(tiny_retro_checkpoint), str(reference), expected_id=planned)
     assert gone.refusal.startswith("reference ") and "old.png" in gone.refusal
+
+
+def test_retro_tools_read_a_model_from_s3(tmp_path, photo, tiny_retro_checkpoint, s3_server, bucket):
+    """`retro evaluate` and `retro gallery` load an s3:// retro model from the given endpoint (they once built
+    a bare Storage() and went to AWS)."""
+    s3_server.client().put_object(
+        Bucket=bucket, Key="retro.safetensors", Body=tiny_retro_checkpoint.read_bytes()
+    )
+    remote = ["--model", f"s3://{bucket}/retro.safetensors", "--endpoint-url", s3_server.endpoint_url]
+    (tmp_path / "in").mkdir()
+    photo.save(tmp_path / "in" / "a.png")
+    photo.rotate(90).save(tmp_path / "in" / "b.png")
+    photo.save(tmp_path / "old.png")
+    evaluated = runner.invoke(
+        app, ["retro", "evaluate", "--val", str(tmp_path / "in"), "--max-side", "48", *remote]
+    )
+    assert evaluated.exit_code == 0 and "retro model (tiny-step3" in evaluated.output, evaluated.output
+    args = ["retro", "gallery", str(tmp_path / "in"), str(tmp_path / "out"), "--eras", "1900s-sepia"]
+    gallery = runner.invoke(app, [*args, "--reference", str(tmp_path / "old.png"), "--side", "48", *remote])
+    assert gallery.exit_code == 0, gallery.output
+    assert "look of old.png" in (tmp_path / "out" / "retro.html").read_text()
