@@ -54,16 +54,20 @@ def main() -> None:
     started = time.perf_counter()
     fixed = pool.batch(0, t.batch_size)  # fills the pool
     fill_s = time.perf_counter() - started
-    print(f"preset {args.preset}: batch {t.batch_size} x {t.crop}^2, device {device}, autocast {autocast}, "
-          f"threads {torch.get_num_threads()}, pool {t.pool_size} pairs filled in {fill_s:.1f} s "
-          f"(refresh {t.pool_refresh} per step)")  # fmt: skip
+    print(
+        f"preset {args.preset}: batch {t.batch_size} x {t.crop}^2, device {device}, autocast {autocast}, "
+        f"threads {torch.get_num_threads()}, pool {t.pool_size} pairs filled in {fill_s:.1f} s "
+        f"(refresh {t.pool_refresh} per step)"
+    )
     for stage, progress in ((1, 0.5 * t.gan_start), (2, min(1.0, t.gan_start + 1e-6))):
         torch.manual_seed(0)
         gan = RestorationGAN(cfg, device, autocast_dtype=autocast)
         model_only = _rate(gan, lambda _step: fixed, progress, args.steps, pixels)
         with_data = _rate(gan, lambda step: pool.batch(step, t.batch_size), progress, args.steps, pixels)
-        print(f"stage {stage}: train throughput: {with_data:.2f} MP/s (data included); model-only "
-              f"{model_only:.2f} MP/s; ratio {with_data / model_only:.2f}")  # fmt: skip
+        print(
+            f"stage {stage}: train throughput: {with_data:.2f} MP/s (data included); model-only "
+            f"{model_only:.2f} MP/s; ratio {with_data / model_only:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -114,13 +114,29 @@ class DegradationPlan:
 # Op name -> function(image, **params); the structured defects are defects.add_<name> and also return a mask.
 _DEFECTS = ("stains", "creases", "scratches", "tears", "dust")
 _AGING = ("grayscale", "dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")
-_ARTIFACTS = ("gaussian_blur", "motion_blur", "defocus_blur", "film_grain", "resize", "gaussian_noise",
-              "speckle_noise", "poisson_noise", "salt_and_pepper", "halftone", "jpeg")  # fmt: skip
+_ARTIFACTS = (
+    "gaussian_blur",
+    "motion_blur",
+    "defocus_blur",
+    "film_grain",
+    "resize",
+    "gaussian_noise",
+    "speckle_noise",
+    "poisson_noise",
+    "salt_and_pepper",
+    "halftone",
+    "jpeg",
+)
 _OPS: dict[str, Callable] = {
     **{n: getattr(aging, n) for n in _AGING},
     **{n: getattr(defects, f"add_{n}") for n in _DEFECTS},
     **{n: getattr(artifacts, n) for n in _ARTIFACTS},
 }
+
+
+def _op(name: str, **params) -> tuple[str, dict]:
+    """One plan step: (op name, its parameters)."""
+    return name, params
 
 
 def _u(rng: np.random.Generator, op: Op) -> float:
@@ -137,14 +153,14 @@ def _capture(rng, sev: Severity, blur: float) -> list:
         sigma = _u(rng, sev.blur) * blur
         kind = rng.choice(["gaussian", "motion", "defocus"], p=[0.5, 0.2, 0.3])
         if kind == "gaussian":
-            ops.append(("gaussian_blur", {"sigma": _r(sigma)}))
+            ops.append(_op("gaussian_blur", sigma=_r(sigma)))
         elif kind == "motion":
-            ops.append(("motion_blur", {"length": _r(3 * sigma), "angle": _r(rng.uniform(0, math.pi))}))
+            ops.append(_op("motion_blur", length=_r(3 * sigma), angle=_r(rng.uniform(0, math.pi))))
         else:
-            ops.append(("defocus_blur", {"radius": _r(sigma)}))
+            ops.append(_op("defocus_blur", radius=_r(sigma)))
     if rng.random() < sev.grain.p:
         grain = {"strength": _r(_u(rng, sev.grain)), "size": _r(rng.uniform(0.4, 1.0) * math.sqrt(blur))}
-        ops.append(("film_grain", {**grain, "mono": _r(rng.uniform(0.6, 1.0)), "seed": _seed(rng)}))
+        ops.append(_op("film_grain", **grain, mono=_r(rng.uniform(0.6, 1.0)), seed=_seed(rng)))
     rng.shuffle(ops)
     return ops
 
@@ -153,28 +169,52 @@ def _aging(rng, sev: Severity) -> list:
     ops = []
     gray = rng.random() < sev.grayscale
     if gray:
-        ops.append(("grayscale", {}))
+        ops.append(_op("grayscale"))
     if not gray and rng.random() < sev.dye_fade.p:  # B&W prints have no dyes to fade
         cyan = _u(rng, sev.dye_fade)
-        ops.append(("dye_fade", {"cyan": _r(cyan), "magenta": _r(cyan * rng.uniform(0, 0.6)),
-                                 "yellow": _r(cyan * rng.uniform(0, 0.8))}))  # fmt: skip
+        ops.append(
+            _op(
+                "dye_fade",
+                cyan=_r(cyan),
+                magenta=_r(cyan * rng.uniform(0, 0.6)),
+                yellow=_r(cyan * rng.uniform(0, 0.8)),
+            )
+        )
     if rng.random() < sev.tone.p:
         strength = _r(_u(rng, sev.tone))
         if gray or rng.random() < 0.4:
-            ops.append(("sepia", {"strength": strength, "warmth": _r(rng.uniform(0.3, 1.0))}))
+            ops.append(_op("sepia", strength=strength, warmth=_r(rng.uniform(0.3, 1.0))))
         else:
             tint = [1.0, _r(rng.uniform(0.85, 0.97)), _r(rng.uniform(0.55, 0.85))]
-            ops.append(("yellowing", {"strength": strength, "tint": tint}))
+            ops.append(_op("yellowing", strength=strength, tint=tint))
     if rng.random() < sev.fade.p:
-        ops.append(("fade", {"amount": _r(_u(rng, sev.fade)), "level": _paper(rng) if rng.random() < 0.7
-                             else [_r(rng.uniform(0.55, 0.75))] * 3}))  # fmt: skip
+        ops.append(
+            _op(
+                "fade",
+                amount=_r(_u(rng, sev.fade)),
+                level=_paper(rng) if rng.random() < 0.7 else [_r(rng.uniform(0.55, 0.75))] * 3,
+            )
+        )
     if rng.random() < sev.vignette.p:
-        ops.append(("vignette", {"strength": _r(_u(rng, sev.vignette)), "radius": _r(rng.uniform(0.5, 1.0)),
-                                 "softness": _r(rng.uniform(0.3, 0.8)), "cx": _r(rng.normal(0, 0.08)),
-                                 "cy": _r(rng.normal(0, 0.08))}))  # fmt: skip
+        ops.append(
+            _op(
+                "vignette",
+                strength=_r(_u(rng, sev.vignette)),
+                radius=_r(rng.uniform(0.5, 1.0)),
+                softness=_r(rng.uniform(0.3, 0.8)),
+                cx=_r(rng.normal(0, 0.08)),
+                cy=_r(rng.normal(0, 0.08)),
+            )
+        )
     if rng.random() < sev.uneven.p:
-        ops.append(("uneven_exposure", {"strength": _r(_u(rng, sev.uneven)), "cells": int(rng.integers(1, 4)),
-                                        "seed": _seed(rng)}))  # fmt: skip
+        ops.append(
+            _op(
+                "uneven_exposure",
+                strength=_r(_u(rng, sev.uneven)),
+                cells=int(rng.integers(1, 4)),
+                seed=_seed(rng),
+            )
+        )
     return ops
 
 
@@ -189,23 +229,28 @@ def _items(rng, op: Op, make: Callable, h: int, w: int, s: float) -> list[dict]:
 def _damage(rng, sev: Severity, h: int, w: int, s: float) -> list:
     ops = []
     if rng.random() < sev.stains.p:
-        ops.append(("stains", {"stains": _items(rng, sev.stains, _stain, h, w, s), "seed": _seed(rng)}))
+        ops.append(_op("stains", stains=_items(rng, sev.stains, _stain, h, w, s), seed=_seed(rng)))
     if rng.random() < sev.creases.p:
-        ops.append(("creases", {"creases": _items(rng, sev.creases, _crease, h, w, s), "seed": _seed(rng)}))
+        ops.append(_op("creases", creases=_items(rng, sev.creases, _crease, h, w, s), seed=_seed(rng)))
     if rng.random() < sev.scratches.p:
         strokes = _items(rng, sev.scratches, _scratch, h, w, s)
-        ops.append(("scratches", {"strokes": strokes, "bright_color": _paper(rng), "dark_color": _dark(rng)}))
+        ops.append(_op("scratches", strokes=strokes, bright_color=_paper(rng), dark_color=_dark(rng)))
     if rng.random() < sev.tears.p:
-        ops.append(("tears", {"tears": _items(rng, sev.tears, _tear, h, w, s), "seed": _seed(rng)}))
+        ops.append(_op("tears", tears=_items(rng, sev.tears, _tear, h, w, s), seed=_seed(rng)))
     if rng.random() < sev.dust.p:
         lo = max(0.3, 0.4 * s)
-        ops.append(("dust", {
-            "count": _count(rng, sev.dust.lo, sev.dust.hi),
-            "radius": [_r(lo), _r(max(1.5 * lo, rng.uniform(1.5, 3.5) * s))],
-            "bright_fraction": _r(rng.uniform(0.2, 0.8)),
-            "hairs": [_hair(rng, h, w, s) for _ in range(_count(rng, *sev.hairs))],
-            "bright_color": _paper(rng), "dark_color": _dark(rng), "seed": _seed(rng),
-        }))  # fmt: skip
+        ops.append(
+            _op(
+                "dust",
+                count=_count(rng, sev.dust.lo, sev.dust.hi),
+                radius=[_r(lo), _r(max(1.5 * lo, rng.uniform(1.5, 3.5) * s))],
+                bright_fraction=_r(rng.uniform(0.2, 0.8)),
+                hairs=[_hair(rng, h, w, s) for _ in range(_count(rng, *sev.hairs))],
+                bright_color=_paper(rng),
+                dark_color=_dark(rng),
+                seed=_seed(rng),
+            )
+        )
     return ops
 
 
@@ -213,30 +258,42 @@ def _scan(rng, sev: Severity, blur: float) -> list:
     ops = []
     if rng.random() < sev.resize.p:
         modes = ["area", "bilinear", "bicubic"]
-        ops.append(("resize", {"scale": _r(_u(rng, sev.resize)), "down": str(rng.choice(modes)),
-                               "up": str(rng.choice(modes[1:]))}))  # fmt: skip
+        ops.append(
+            _op(
+                "resize",
+                scale=_r(_u(rng, sev.resize)),
+                down=str(rng.choice(modes)),
+                up=str(rng.choice(modes[1:])),
+            )
+        )
     if rng.random() < sev.noise.p:
         sigma = _u(rng, sev.noise) / 255
         kind = rng.choice(["gaussian", "poisson", "speckle", "salt"], p=[0.45, 0.25, 0.2, 0.1])
         if kind == "gaussian":
             gray = bool(rng.random() < 0.4)  # luminance-only noise, as from a monochrome sensor or film
-            ops.append(("gaussian_noise", {"sigma": _r(sigma), "gray": gray, "seed": _seed(rng)}))
+            ops.append(_op("gaussian_noise", sigma=_r(sigma), gray=gray, seed=_seed(rng)))
         elif kind == "poisson":  # photons at white such that mid-grey has the same std as the Gaussian
-            ops.append(("poisson_noise", {"photons": _r(0.5 / sigma**2), "seed": _seed(rng)}))
+            ops.append(_op("poisson_noise", photons=_r(0.5 / sigma**2), seed=_seed(rng)))
         elif kind == "speckle":
-            ops.append(("speckle_noise", {"sigma": _r(2 * sigma), "seed": _seed(rng)}))
+            ops.append(_op("speckle_noise", sigma=_r(2 * sigma), seed=_seed(rng)))
         else:
-            ops.append(("salt_and_pepper", {"amount": _r(sigma / 20), "salt": _r(rng.uniform(0.2, 0.8)),
-                                            "seed": _seed(rng)}))  # fmt: skip
+            ops.append(
+                _op("salt_and_pepper", amount=_r(sigma / 20), salt=_r(rng.uniform(0.2, 0.8)), seed=_seed(rng))
+            )
     if rng.random() < sev.halftone:
         base = rng.uniform(0, math.pi / 2)  # one screen angle (a monochrome plate) or colour rosettes
         angles = [_r(base + math.radians(o)) for o in ((0, 0, 0) if rng.random() < 0.5 else (15, 75, 0))]
         cell = _r(max(2.5, rng.uniform(3.0, 5.0) * blur))
-        ops.append(("halftone", {"cell": cell, "angles": angles, "strength": _r(rng.uniform(0.4, 0.9))}))
+        ops.append(_op("halftone", cell=cell, angles=angles, strength=_r(rng.uniform(0.4, 0.9))))
     rng.shuffle(ops)
     if rng.random() < sev.jpeg.p:  # always last: it is how the scan was saved
-        ops.append(("jpeg", {"quality": _count(rng, sev.jpeg.lo, sev.jpeg.hi),
-                             "subsampling": int(rng.choice([0, 1, 2], p=[0.15, 0.15, 0.7]))}))  # fmt: skip
+        ops.append(
+            _op(
+                "jpeg",
+                quality=_count(rng, sev.jpeg.lo, sev.jpeg.hi),
+                subsampling=int(rng.choice([0, 1, 2], p=[0.15, 0.15, 0.7])),
+            )
+        )
     return ops
 
 

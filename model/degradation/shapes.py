@@ -38,8 +38,10 @@ def _scratch(rng, h: int, w: int, s: float) -> dict:
     if rng.random() < 0.3:  # film-style: a long, nearly vertical line from the transport, with a slow drift
         length = h * rng.uniform(0.3, 1.0)
         x, y = rng.uniform(0, w - 1), rng.uniform(-0.1 * h, h - 0.5 * length)
-        pts = [[_r(x + rng.normal(0, 0.004 * w) + i * rng.normal(0, 0.002 * w)), _r(y + length * i / 5)]
-               for i in range(6)]  # fmt: skip
+        pts = [
+            [_r(x + rng.normal(0, 0.004 * w) + i * rng.normal(0, 0.002 * w)), _r(y + length * i / 5)]
+            for i in range(6)
+        ]
         return _stroke(rng, pts, max(0.5, rng.uniform(0.6, 2.0) * s), (0.3, 0.9), 0.1, 0.5)
     length = side * math.exp(rng.uniform(math.log(0.05), math.log(0.7)))
     start = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))

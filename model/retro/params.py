@@ -82,8 +82,17 @@ class RetroParams:
             value = getattr(self, name)
             if len(value) != 3 or not all(math.isfinite(v) for v in value):
                 raise ValueError(f"{name} needs three finite numbers, got {value}")
-        positive = ("negative_gamma", "paper_range", "paper_dmax", "toe", "shoulder", "format_mm", "print_mm",
-                    "saturation", "halation_mm")  # fmt: skip
+        positive = (
+            "negative_gamma",
+            "paper_range",
+            "paper_dmax",
+            "toe",
+            "shoulder",
+            "format_mm",
+            "print_mm",
+            "saturation",
+            "halation_mm",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -54,9 +54,13 @@ def test_restore_as_a_ray_job(s3_server, job_server, photo, tiny_checkpoint, art
     bucket, manifest, model = archive.bucket, archive.manifest, archive.model
 
     state = restore_archive_flow(
-        manifest, f"s3://{bucket}/restored", model=model, endpoint_url=s3_server.endpoint_url,
-        ray_job_server=job_server, return_state=True,
-    )  # fmt: skip
+        manifest,
+        f"s3://{bucket}/restored",
+        model=model,
+        endpoint_url=s3_server.endpoint_url,
+        ray_job_server=job_server,
+        return_state=True,
+    )
     summary = state.result()
     assert (summary["ok"], summary["failed"], summary["total"]) == (4, 1, 5)
     assert summary["failures_by_reason"] == {"not found": 1}
@@ -119,9 +123,13 @@ def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
     proxy.refuse_next = 1
 
     state = restore_archive_flow(
-        archive.manifest, f"s3://{archive.bucket}/restored", model=archive.model,
-        endpoint_url=s3_server.endpoint_url, ray_job_server=proxy.endpoint_url, return_state=True,
-    )  # fmt: skip
+        archive.manifest,
+        f"s3://{archive.bucket}/restored",
+        model=archive.model,
+        endpoint_url=s3_server.endpoint_url,
+        ray_job_server=proxy.endpoint_url,
+        return_state=True,
+    )
 
     assert state.result()["ok"] == 3
     with get_client(sync_client=True) as client:
@@ -145,9 +153,11 @@ def test_an_unfinished_job_for_the_same_output_is_watched_not_resubmitted(
 
     archive = s3_server.scan_archive(photo, 2, tiny_checkpoint)
     job = RestoreJob(
-        manifest=archive.manifest, output=f"s3://{archive.bucket}/restored", model=archive.model,
+        manifest=archive.manifest,
+        output=f"s3://{archive.bucket}/restored",
+        model=archive.model,
         storage=StorageOptions(endpoint_url=s3_server.endpoint_url),
-    )  # fmt: skip
+    )
     client = JobSubmissionClient(job_server)
     earlier = client.submit_job(
         entrypoint="sleep 3 && " + shlex.join(restore_command(job)),  # still running when we look

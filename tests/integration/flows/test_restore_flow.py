@@ -111,9 +111,12 @@ def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive
     manifest = tmp_path / "m.parquet"
     pq.write_table(pa.table({"uri": [f"s3://{archive}/scans/print00.jpg"]}), manifest)
     state = restore_archive_flow(
-        str(manifest), str(tmp_path / "out"), model=str(tmp_path / "no-such-model.safetensors"),
-        endpoint_url=s3_server.endpoint_url, return_state=True,
-    )  # fmt: skip
+        str(manifest),
+        str(tmp_path / "out"),
+        model=str(tmp_path / "no-such-model.safetensors"),
+        endpoint_url=s3_server.endpoint_url,
+        return_state=True,
+    )
     assert state.is_failed()
     with pytest.raises(Exception, match=r"no-such-model\.safetensors: not found"):
         state.result()

@@ -73,8 +73,12 @@ def test_patina_serve_runs_a_triggered_deployment(tmp_path):
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "serve", "--config", str(config)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         with get_client(sync_client=True) as client:
             deployment = _wait(lambda: client.read_deployment_by_name("build-manifest/hourly-listing"))

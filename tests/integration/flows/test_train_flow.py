@@ -44,10 +44,18 @@ def test_train_then_promote_only_the_better_model(
 
     # Training starts from the identity (zero-initialised residual) and learns a little: better than poor.
     state = train_gan_flow(
-        data=str(photo_folders / "train"), val=val, output=str(tmp_path / "run"), registry=registry,
-        preset="tiny", steps=4, batch_size=2, crop=32, checkpoint_every=2,
-        endpoint_url=s3_server.endpoint_url, return_state=True,
-    )  # fmt: skip
+        data=str(photo_folders / "train"),
+        val=val,
+        output=str(tmp_path / "run"),
+        registry=registry,
+        preset="tiny",
+        steps=4,
+        batch_size=2,
+        crop=32,
+        checkpoint_every=2,
+        endpoint_url=s3_server.endpoint_url,
+        return_state=True,
+    )
     result = state.result()
     assert result["train"]["step"] == 4
     decision = result["decision"]

@@ -32,13 +32,34 @@ def test_a_real_run_with_limit_never_shows_credentials(tmp_path, photo, tiny_che
 
     built = subprocess.run(
         [*patina, "manifest", "build", f"s3://{bucket}/scans", manifest, *endpoint],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     restored = subprocess.run(
-        [*patina, "restore", "--manifest", manifest, "--output", str(tmp_path / "out"), "--model",
-         str(tiny_checkpoint), "--limit", "2", "--tile", "48", "--overlap", "8", *endpoint],
-        env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        [
+            *patina,
+            "restore",
+            "--manifest",
+            manifest,
+            "--output",
+            str(tmp_path / "out"),
+            "--model",
+            str(tiny_checkpoint),
+            "--limit",
+            "2",
+            "--tile",
+            "48",
+            "--overlap",
+            "8",
+            *endpoint,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
     assert built.returncode == 0 and "4" in built.stdout, built.stdout + built.stderr
     assert restored.returncode == 0, restored.stdout + restored.stderr

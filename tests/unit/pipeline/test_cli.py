@@ -170,9 +170,21 @@ def test_model_evaluate_prints_the_comparison_table(tmp_path, photos, tiny_check
 def test_model_evaluate_loads_from_s3(tmp_path, photos, tiny_checkpoint, s3_server, bucket):
     # The one loader: a model on S3 evaluates as well as it restores.
     s3_server.storage().write_file(f"s3://{bucket}/m/tiny.safetensors", str(tiny_checkpoint))
-    args = ["model", "evaluate", "--val", str(photos), "--model", f"s3://{bucket}/m/tiny.safetensors",
-            "--endpoint-url", s3_server.endpoint_url, "--sets", "light", "--no-baseline",
-            "--max-side", "64"]  # fmt: skip
+    args = [
+        "model",
+        "evaluate",
+        "--val",
+        str(photos),
+        "--model",
+        f"s3://{bucket}/m/tiny.safetensors",
+        "--endpoint-url",
+        s3_server.endpoint_url,
+        "--sets",
+        "light",
+        "--no-baseline",
+        "--max-side",
+        "64",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "tiny-step7" in result.output and "medium" not in result.output
