@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, restore_archive
+from pipeline.batch.driver import RestoreJob, restore_archive
 
 PER_FOLDER = 1000  # scans per folder, as archives store boxes of prints
 LINKS_PER_FILE = 50_000

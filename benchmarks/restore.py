@@ -26,8 +26,8 @@ from model.restoration.config import preset
 from model.restoration.generator import Generator
 from model.restoration.inference import restore_tensor
 from pipeline.batch.config import PipelineConfig
+from pipeline.batch.driver import RestoreJob, RunProgress, restore_archive
 from pipeline.batch.restorer import Restorer
-from pipeline.batch.run import RestoreJob, RunProgress, restore_archive
 from pipeline.manifest import build_manifest
 from pipeline.storage import Storage
 
@@ -41,7 +41,7 @@ def make_images(folder: Path, count: int, megapixels: float) -> None:
 
 def naive(images: list[Path], out: Path, checkpoint: str, cfg: PipelineConfig) -> float:
     started = time.perf_counter()
-    restorer = Restorer(checkpoint, tile=cfg.tile, overlap=cfg.overlap, tiles_per_batch=cfg.tiles_per_batch)
+    restorer = Restorer(checkpoint, pipeline=cfg)
     for path in images:
         with Image.open(io.BytesIO(path.read_bytes())) as image:
             pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
@@ -86,7 +86,7 @@ def pipeline(manifest: Path, out: Path, checkpoint: str, cfg: PipelineConfig) ->
 def forward_ceiling(checkpoint: str, cfg: PipelineConfig, seconds: float = 10.0) -> float:
     """Megapixels per second of the generator alone on full tiles, on the restorer's device: the ceiling a
     pipeline could reach if reading, decoding, encoding and writing cost nothing."""
-    restorer = Restorer(checkpoint, tile=cfg.tile, overlap=cfg.overlap, tiles_per_batch=cfg.tiles_per_batch)
+    restorer = Restorer(checkpoint, pipeline=cfg)
     tiles = torch.rand(cfg.tiles_per_batch, 3, cfg.tile, cfg.tile, device=restorer.device)
     sync = torch.cuda.synchronize if restorer.device.type == "cuda" else (lambda: None)
     restore_tensor(restorer.generator, tiles, restorer.autocast)  # warm-up

@@ -22,7 +22,7 @@ import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from flows.retry import RayJobFailed
-from pipeline.batch.run import RestoreJob, RunProgress, RunSummary, failure_reason
+from pipeline.batch.driver import RestoreJob, RunProgress, RunSummary, failure_reason
 from pipeline.manifest import plan_remaining, read_manifest, read_results
 from pipeline.storage import Storage, StorageError
 

@@ -1,11 +1,10 @@
-"""Prefect flow: restore an archive. Thin on purpose: validate and plan, run the pipeline library, publish.
+"""Prefect flow: restore an archive. Thin on purpose: check the job, run the pipeline library, publish.
 
 Retries, only for infrastructure errors (Ray, network, an S3 outage that outlived the storage layer's own
 retries); a user error (a bad manifest, a missing model, an output inside the input) fails at once. Why each
 retry is safe:
-- ``plan`` (read the manifest and the model, check the output prefix, count what is done): read-only; 3
-  retries.
-- ``restore`` (the Ray job): 2 retries. Safe only because the pipeline resumes: it re-plans, skips every row
+- ``check`` (read the manifest and the model, check the output prefix): read-only; 3 retries.
+- ``restore`` (the Ray job): 2 retries. Safe only because the pipeline resumes: it plans, skips every row
   already recorded ok, writes outputs atomically and never touches the originals.
 Artifacts: a progress bar updated as rows complete, then a summary table and a before/after report.
 """
@@ -29,9 +28,10 @@ from flows.ray_job import submit_restore
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
 from pipeline.batch.config import PipelineConfig, archive_job
+from pipeline.batch.driver import RestoreJob, RunProgress, RunSummary, restore_archive
+from pipeline.batch.identity import identify_model
 from pipeline.batch.outputs import check_output_prefix
-from pipeline.batch.run import RestoreJob, RunProgress, RunSummary, model_identity, restore_archive
-from pipeline.manifest import plan_remaining, read_manifest
+from pipeline.manifest import read_manifest
 from pipeline.storage import Storage
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
@@ -43,16 +43,13 @@ PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the
     retry_condition_fn=infrastructure_error,
     cache_policy=NO_CACHE,
 )
-def plan(job: RestoreJob) -> dict[str, int]:
-    """Rows in the manifest, already restored under the output prefix, and left to do (before --limit)."""
+def check(job: RestoreJob) -> str:
+    """Fail a job the user must fix once, here, before any work: an unreadable manifest, an output prefix
+    inside the input, a missing or broken model or reference. Found in a Ray Job, it would look like lost
+    infrastructure and be retried. Returns the model id. The run itself plans what is left (once)."""
     storage = Storage(job.storage)
-    manifest = read_manifest(job.manifest, storage)
-    check_output_prefix(manifest["uri"], job.output)
-    # A missing or broken model is the user's to fix: found here it fails the flow once, where a Ray Job
-    # failing on it would look like lost infrastructure and be retried.
-    model_identity(job.model, storage, job.reference)
-    remaining = plan_remaining(manifest, job.output, storage)
-    return {"total": remaining.total, "done": remaining.done, "todo": remaining.todo.num_rows}
+    check_output_prefix(read_manifest(job.manifest, storage)["uri"], job.output)
+    return identify_model(job.model, storage, job.reference)[0]
 
 
 @task(retries=2, retry_delay_seconds=60, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
@@ -119,11 +116,11 @@ def restore_archive_flow(
 
 
 def plan_run_publish(job: RestoreJob, job_server: str | None, kind: str, done: str, after: str) -> RunSummary:
-    """The body every archive flow shares: plan (a user error fails here, once), run, then publish the
+    """The body every archive flow shares: check (a user error fails here, once), run, then publish the
     ``<kind>-summary`` table and the ``<kind>-report`` before/``after`` page."""
-    counts = plan(job)
-    get_run_logger().info(f"%(total)d rows: %(done)d already {done}, %(todo)d to do", counts)
+    get_run_logger().info("model %s", check(job))
     summary = restore(job, job_server)
+    get_run_logger().info(f"%d rows: %d already {done} before this run", summary.total, summary.already_done)
     create_table_artifact(
         summary_table(summary), key=f"{kind}-summary", description=f"{job.manifest} -> {job.output}"
     )

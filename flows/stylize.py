@@ -1,5 +1,5 @@
 """Prefect flow: give an archive a period look, an era preset's print or a real old photo's look (the retro
-model reading a reference). The restore-archive flow's plan and run tasks (same retries, same resume);
+model reading a reference). The restore-archive flow's check and run tasks (same retries, same resume);
 artifacts as restore-archive publishes them."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def stylize_archive_flow(
         ray_address=ray_address,
         limit=limit,
     )
-    # A bad era name fails the plan task, once, before any work.
+    # A bad era name fails the check task, once, before any work.
     look = era if era is not None else f"the look of {reference}"
     summary = plan_run_publish(job, ray_job_server, "stylize", "rendered", f"Before and {look}")
     return asdict(summary)

@@ -17,9 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from flows.retry import infrastructure_error
-from model.restoration.config import preset as get_preset
 from pipeline.storage import Storage, StorageOptions
-from pipeline.training.driver import TrainJob, parse_duration, train_gan
+from pipeline.training.driver import train_gan
+from pipeline.training.job import TrainJob, train_job
 from pipeline.training.registry import Decision, decide
 
 
@@ -54,8 +54,8 @@ def train_gan_flow(
     batch_size: int | None = None,
     crop: int | None = None,
     checkpoint_every: int | None = None,
-    workers: int = 1,
-    gpu: bool = False,
+    workers: int = TrainJob.workers,
+    gpu: bool = TrainJob.gpu,
     resume: bool = False,
     ray_address: str | None = None,
     val_limit: int | None = None,
@@ -66,25 +66,23 @@ def train_gan_flow(
     model on the same fixed degraded copy of VAL (a folder on every node, or s3://; photos centre-cropped to
     ``val_max_side`` so scoring stays bounded); the candidate replaces REGISTRY/latest only if better."""
     logger = get_run_logger()
-    cfg = get_preset(preset).with_train(
+    job = train_job(
+        data,
+        val,
+        output,
+        preset=preset,
+        time_budget=time_budget,
+        endpoint_url=endpoint_url,
         steps=steps,
         batch_size=batch_size,
         crop=crop,
         checkpoint_every=checkpoint_every,
-        time_budget_s=parse_duration(time_budget) if time_budget else None,
-    )
-    storage = StorageOptions(endpoint_url=endpoint_url)
-    job = TrainJob(
-        data=data,
-        val=val,
-        output=output,
-        config=cfg,
         workers=workers,
         gpu=gpu,
         resume=resume,
         ray_address=ray_address,
-        storage=storage,
     )
+    storage = job.storage
     metrics = train(job)
     logger.info("training finished at step %s", metrics.get("step"))
     candidate = Storage(storage).join(output, "model.safetensors")

@@ -196,7 +196,15 @@ def load_generator(
     """The one loader: an inference checkpoint from a local path, or from ``storage.read_bytes`` (s3:// and
     local through pipeline.storage.Storage). Returns (generator in eval mode, metadata, model id)."""
     name = str(uri)
-    data = storage.read_bytes(name) if storage is not None else _read_local(uri)
+    return decode_generator(
+        storage.read_bytes(name) if storage is not None else _read_local(uri), name, device
+    )
+
+
+def decode_generator(
+    data: bytes, name: str, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CheckpointMeta, str]:
+    """``load_generator`` on a checkpoint's bytes already read (``name`` is for errors)."""
     tensors, meta = decode_checkpoint(data, name)
     if meta.kind != "generator":
         raise CheckpointError(f"{name}: is a {meta.kind} checkpoint; export a generator from it first")

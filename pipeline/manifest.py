@@ -84,11 +84,13 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Plan:
-    """What a (resumed) run still has to do: ``todo`` holds the manifest rows without an 'ok' result."""
+    """What a (resumed) run still has to do: ``todo`` holds the manifest rows without an 'ok' result;
+    ``models`` the model ids of the 'ok' rows already under the prefix (one prefix, one model)."""
 
     total: int
     done: int
     todo: pa.Table
+    models: frozenset[str] = frozenset()
 
 
 def read_manifest(uri: str, storage: Storage) -> pa.Table:
@@ -193,16 +195,19 @@ def read_results(prefix_uri: str, storage: Storage, columns: list[str] | None = 
 
 def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Plan:
     """Split a validated manifest into done (some part has an 'ok' row for its id) and todo (never seen, or
-    only failed/skipped so far). Reads just the id and status columns of the parts and keeps only ok ids."""
+    only failed/skipped so far). Reads just the id, status and model_id columns of the parts and keeps only
+    the ok ids and the models that made them."""
     _require_ids(manifest)
 
-    def ok_ids(part: pa.Table) -> pa.Array:
-        return part.filter(pc.equal(part["status"], "ok"))["id"].combine_chunks()
+    def ok_rows(part: pa.Table) -> tuple[pa.Array, set[str]]:
+        ok = part.filter(pc.equal(part["status"], "ok"))
+        return ok["id"].combine_chunks(), set(pc.unique(ok["model_id"]).drop_null().to_pylist())
 
-    done_ids = _read_parts(prefix_uri, storage, ["id", "status"], ok_ids)
-    value_set = pa.concat_arrays(done_ids) if done_ids else pa.array([], pa.string())
+    parts = _read_parts(prefix_uri, storage, ["id", "status", "model_id"], ok_rows)
+    value_set = pa.concat_arrays([ids for ids, _ in parts]) if parts else pa.array([], pa.string())
     todo = manifest.filter(pc.invert(pc.is_in(manifest["id"], value_set=value_set)))
-    return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo)
+    models = frozenset().union(*(m for _, m in parts))
+    return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo, models=models)
 
 
 def finalize_results(

@@ -14,6 +14,7 @@ import torch
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
 from model.degradation.aging import LUMA
 from model.restoration.inference import default_autocast, tile_restorer
+from pipeline.batch.config import PipelineConfig
 from pipeline.batch.stages import image_at, images_column
 from pipeline.batch.tiling import restore_tiled
 from pipeline.storage import Storage, StorageError
@@ -119,9 +120,7 @@ class Restorer(ImageActor):
         self,
         checkpoint: str = str(DEFAULT_CHECKPOINT),
         storage: Storage | None = None,
-        tile: int = 512,
-        overlap: int = 32,
-        tiles_per_batch: int = 8,
+        pipeline: PipelineConfig = PipelineConfig(),
         device: str = "auto",
         cpu_threads: int | None = None,
         expected_id: str | None = None,
@@ -131,7 +130,7 @@ class Restorer(ImageActor):
             # The pipeline runs one single-threaded actor per CPU (pipeline/batch/fused.py); called
             # directly, torch's default (every core) is kept.
             torch.set_num_threads(cpu_threads)
-        self.tile, self.overlap, self.tiles_per_batch = tile, overlap, tiles_per_batch
+        self.pipeline = pipeline  # tiling: tile, overlap, tiles_per_batch
         self.autocast = default_autocast(self.device)  # bf16 on GPUs and CPUs that run it natively
         # In a run (expected_id given), a model that is gone or changed since planning fails the remaining
         # rows with the reason, which a re-run with the right model finishes: an actor that raised here
@@ -178,9 +177,9 @@ class Restorer(ImageActor):
         restored, defects = restore_tiled(
             tile_restorer(self.generator, image, self.autocast),
             image,
-            self.tile,
-            self.overlap,
-            self.tiles_per_batch,
+            self.pipeline.tile,
+            self.pipeline.overlap,
+            self.pipeline.tiles_per_batch,
         )
         coverage = float((defects > DEFECT_THRESHOLD).float().mean())
         return like_pixels(restored, pixels), coverage

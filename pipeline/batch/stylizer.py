@@ -117,8 +117,7 @@ class ReferenceStylizer(Restorer):
         self.refusal = refused or self.refusal
         self.style: Style | None = None
         if self.generator is not None and self.reference is not None:
-            with torch.no_grad(), self._autocast():
-                self.style = self.generator.encoder(self.reference.to(self.device))
+            self.style = read_look(self.generator, self.reference)
 
     def identify(self, checkpoint: str, checkpoint_id: str, family_name: str) -> str:
         return reference_model_id(
@@ -162,30 +161,15 @@ def load_retro(model: str | None, storage: Storage, device: str | torch.device =
 def estimate_look(generator, reference: str, storage: Storage) -> tuple[Style, str]:
     """The retro model's reading of ``reference``: its style and the digest of the reference's bytes."""
     image, digest = read_reference(reference, storage)
+    return read_look(generator, image), digest
+
+
+def read_look(generator, reference: torch.Tensor) -> Style:
+    """The style the retro model's encoder reads from a reference (``read_reference``'s tensor), under the
+    same autocast as the archive job's actors."""
     device = next(generator.parameters()).device
-    with torch.no_grad(), _autocast(device, default_autocast(device)):  # as the archive job's actors read it
-        return generator.encoder(image.to(device)), digest
-
-
-def describe_model(model: str, reference: str | None, storage: Storage, model_id: str) -> dict:
-    """What made a run's outputs, for the results manifest (read once, when the run is planned): the family,
-    the era or the reference, the model id every row records, and the renderer parameters (an era's, or
-    those the retro model's encoder reads from the reference, as the actors read it)."""
-    name = era_name(model)
-    if name is not None:
-        return {"family": "retro", "era": name, "model_id": model_id, "params": era(name).to_dict()}
-    if reference is None:
-        return {"family": "restoration", "model": model, "model_id": model_id}
-    generator, _ = load_retro(model, storage)
-    style, digest = estimate_look(generator, reference, storage)
-    return {
-        "family": "retro",
-        "model": model,
-        "model_id": model_id,
-        "reference": reference,
-        "reference_sha256": digest,
-        "params": style.to_params().to_dict(),
-    }
+    with torch.no_grad(), _autocast(device, default_autocast(device)):
+        return generator.encoder(reference.to(device))
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):

@@ -107,7 +107,7 @@ def restore(
 
 def _run_archive(job: Any, done: str) -> None:
     """Run an archive job (restore or stylize) with a progress bar and print its summary."""
-    from pipeline.batch.run import restore_archive
+    from pipeline.batch.driver import restore_archive
     from pipeline.cli.progress import progress_reporter
 
     with progress_reporter(console) as report:

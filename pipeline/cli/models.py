@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.base import app, console, model_app, user_errors
+from pipeline.training.job import TrainJob
 
 
 @model_app.command("info")
@@ -15,7 +16,7 @@ from pipeline.cli.base import app, console, model_app, user_errors
 def model_info(preset: str = typer.Option("small", help="Model size preset: tiny, small or large.")) -> None:
     """Print parameters and GFLOPs per megapixel of the generator and discriminator."""
     from model.restoration.config import preset as get_preset
-    from model.restoration.info import describe
+    from model.restoration.cost import describe
 
     table = Table(title=f"patina model preset '{preset}'")
     for column in ("network", "parameters", "GFLOPs / megapixel"):
@@ -86,8 +87,8 @@ def train(
     data: str = typer.Option(..., help="Clean photos: a manifest .parquet, a folder or an s3:// prefix."),
     val: Path = typer.Option(..., help="Local folder of clean validation photos."),
     output: str = typer.Option(..., help="RUN_URI: local folder or s3://bucket/prefix for this run."),
-    workers: int = typer.Option(1, help="Ray Train workers (one per GPU)."),
-    gpu: bool = typer.Option(False, help="Train on GPUs (bf16 autocast)."),
+    workers: int = typer.Option(TrainJob.workers, help="Ray Train workers (one per GPU)."),
+    gpu: bool = typer.Option(TrainJob.gpu, help="Train on GPUs (bf16 autocast)."),
     steps: int | None = typer.Option(None, help="Total optimisation steps (default: the preset's)."),
     batch_size: int | None = typer.Option(None, help="Crops per worker per step."),
     crop: int | None = typer.Option(None, help="Training crop size in pixels."),
@@ -112,7 +113,7 @@ def train(
         "restoration", help="Model family: restoration (default) or retro (reference-guided style transfer)."
     ),
     resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
-    val_limit: int = typer.Option(8, help="Validation photos scored at each checkpoint."),
+    val_limit: int = typer.Option(TrainJob.val_limit, help="Validation photos scored at each checkpoint."),
     seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster (ray://host:10001 or auto); default: local."
@@ -120,20 +121,18 @@ def train(
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """Train a GAN family with Ray Train; the best EMA generator lands at OUTPUT/model.safetensors."""
-    from model.restoration.config import DegradationConfig
-    from model.restoration.config import preset as restoration_preset
-    from model.retro.config import preset as retro_preset
-    from pipeline.storage import StorageOptions
-    from pipeline.training.driver import TrainJob, parse_duration, train_gan
+    from pipeline.training.driver import train_gan
+    from pipeline.training.job import train_job
 
-    presets = {"restoration": restoration_preset, "retro": retro_preset}
-    if family not in presets:
-        raise typer.BadParameter(
-            f"unknown family {family!r}; choose one of {sorted(presets)}", param_hint="--family"
-        )
-    if mixture and family != "restoration":
-        raise typer.BadParameter("--mixture is a restoration option (retro draws looks, not damage)")
-    cfg = presets[family](preset).with_train(
+    job = train_job(
+        data,
+        str(val),
+        output,
+        family=family,
+        preset=preset,
+        time_budget=time_budget,
+        mixture=mixture,
+        endpoint_url=endpoint_url,
         steps=steps,
         batch_size=batch_size,
         crop=crop,
@@ -142,24 +141,13 @@ def train(
         lr_generator=lr_generator,
         lr_discriminator=lr_discriminator,
         ema_decay=ema_decay,
-        time_budget_s=parse_duration(time_budget) if time_budget else None,
         gan_start=gan_start,
         pool_size=pool_size,
-    )
-    if mixture:
-        cfg = cfg.replace(degradation=DegradationConfig(mixture=mixture))
-    job = TrainJob(
-        data=data,
-        val=str(val),
-        output=output,
-        config=cfg,
         workers=workers,
         gpu=gpu,
         resume=resume,
         val_limit=val_limit,
         ray_address=ray_address,
-        storage=StorageOptions(endpoint_url=endpoint_url),
-        family=family,
     )
     metrics = train_gan(job)
     console.print(

@@ -27,7 +27,7 @@ from model.metrics import psnr, ssim
 from model.restoration.config import small
 from model.restoration.generator import Generator
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, RunSummary, restore_archive
+from pipeline.batch.driver import RestoreJob, RunSummary, restore_archive
 from pipeline.tools.gallery import write_gallery
 
 # (scikit-image sample, severity). Every sample appears at two severities.

@@ -1,7 +1,7 @@
 """Folder-level tools for people looking at results: degrade a folder, restore it with the classical
 baseline, render it as period prints, evaluate restored vs clean.
 
-These run in-process on local folders; the archive-scale job is pipeline/batch/run.py.
+These run in-process on local folders; the archive-scale job is pipeline/batch/driver.py.
 """
 
 from __future__ import annotations

@@ -21,9 +21,12 @@ from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
 from model.formats import IMAGE_EXTENSIONS
 from model.restoration.gan import Batch
-from pipeline.batch.stages import decode, fetch, image_at, images_column
+from pipeline.batch.driver import read_images
+from pipeline.batch.stages import image_at, images_column
 from pipeline.manifest import read_manifest
 from pipeline.storage import Storage
+
+PHOTOS_PER_BLOCK = 16  # clean photos per Ray Data block: one fetch and one decode call each
 
 
 def clean_table(source: str, storage: Storage) -> pa.Table:
@@ -59,19 +62,15 @@ def _to_rgb(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def clean_dataset(source: str, storage: Storage, max_pixels: int = 50_000_000) -> ray.data.Dataset:
     """Ray Data: fetch -> decode -> RGB uint8 for every clean photo, with its manifest row index."""
     table = clean_table(source, storage)
-    blocks = [table.slice(i, 16) for i in range(0, table.num_rows, 16)]
-    ds = ray.data.from_arrow(blocks)
-    ds = ds.map_batches(
-        fetch, fn_kwargs={"storage": storage}, batch_size=16, batch_format="numpy", num_cpus=0.25
-    )
-    ds = ds.map_batches(decode, fn_kwargs={"max_pixels": max_pixels}, batch_size=16, batch_format="numpy")
-    return ds.map_batches(_to_rgb, batch_size=16, batch_format="numpy")
+    blocks = [table.slice(i, PHOTOS_PER_BLOCK) for i in range(0, table.num_rows, PHOTOS_PER_BLOCK)]
+    ds = read_images(ray.data.from_arrow(blocks), storage, max_pixels)
+    return ds.map_batches(_to_rgb, batch_size=None, batch_format="numpy")
 
 
 def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
     """This worker's photos, in manifest order: rows whose index % world_size == rank."""
     photos: dict[int, np.ndarray] = {}
-    for batch in shard.iter_batches(batch_size=16, batch_format="numpy"):
+    for batch in shard.iter_batches(batch_size=PHOTOS_PER_BLOCK, batch_format="numpy"):
         for i, index in enumerate(batch["index"]):
             if int(index) % world_size == rank:
                 photos[int(index)] = image_at(batch, i).copy()  # writable, and free of the batch's buffer

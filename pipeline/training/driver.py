@@ -47,28 +47,10 @@ from pipeline import s3
 from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.training.data import clean_dataset, worker_photos
 from pipeline.training.families import training
+from pipeline.training.job import TrainJob
 
 TRAIN_FILE = "train.safetensors"
 SHIP_TOLERANCE_DB = 0.1
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    data: str  # clean photos: a manifest .parquet or a folder / prefix
-    val: str  # local folder of clean validation photos
-    output: str  # RUN_URI
-    config: Any  # the family's config: RestorationConfig, RetroConfig
-    workers: int = 1
-    gpu: bool = False
-    resume: bool = False
-    val_limit: int | None = 8  # validation photos used during training (all: None)
-    val_side: int = 256  # centre crop of each validation photo, bounding validation cost
-    log_every: int = 10
-    pause_at_step: int | None = None  # checkpoint and stop here, to go on later with resume (time-sliced use)
-    max_failures: int = 2
-    ray_address: str | None = None  # a cluster (ray://host:10001 or auto); None: local Ray in-process
-    storage: StorageOptions = field(default_factory=StorageOptions)
-    family: str = "restoration"  # model/families.py: which GAN, samples and validation the run trains
 
 
 def train_gan(job: TrainJob) -> dict[str, Any]:
@@ -130,19 +112,6 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     finally:
         if started_ray:
             ray.shutdown()
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '100m', '2h' or plain seconds -> seconds; anything else is a one-line error."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        seconds = float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"cannot read time budget {text!r}; write it like 90s, 100m or 2h") from None
-    if seconds <= 0:
-        raise ValueError(f"time budget must be positive, got {text!r}")
-    return seconds
 
 
 def _cpus_per_worker(workers: int) -> int:

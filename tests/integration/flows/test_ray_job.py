@@ -136,7 +136,7 @@ def test_a_cut_connection_to_the_job_server_is_retried_and_the_run_completes(
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    assert sorted((r.name.split("-")[0], r.run_count) for r in runs) == [("plan", 1), ("restore", 2)]
+    assert sorted((r.name.split("-")[0], r.run_count) for r in runs) == [("check", 1), ("restore", 2)]
 
 
 def test_an_unfinished_job_for_the_same_output_is_watched_not_resubmitted(

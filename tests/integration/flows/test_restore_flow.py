@@ -92,12 +92,12 @@ def test_bad_manifest_fails_the_flow_with_one_line_and_no_retry(
     assert state.is_failed()
     with pytest.raises(ValueError, match="uri"):
         state.result()
-    # A user error: the plan task ran once, no retries (they would only fail again, minutes later).
+    # A user error: the check task ran once, no retries (they would only fail again, minutes later).
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
+    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("check", 1)]
 
 
 def _table(artifact) -> list[dict]:
@@ -106,8 +106,8 @@ def _table(artifact) -> list[dict]:
     return json.loads(artifact.data)
 
 
-def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive, tmp_path):
-    # A user error found by the plan (read-only, before any work): one plan run, no restore task, no retry.
+def test_a_missing_model_fails_the_check_once_and_nothing_runs(s3_server, archive, tmp_path):
+    # A user error found by the check (read-only, before any work): one check run, no restore task, no retry.
     manifest = tmp_path / "m.parquet"
     pq.write_table(pa.table({"uri": [f"s3://{archive}/scans/print00.jpg"]}), manifest)
     state = restore_archive_flow(
@@ -124,7 +124,7 @@ def test_a_missing_model_fails_the_plan_once_and_nothing_runs(s3_server, archive
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("plan", 1)]
+    assert [(r.name.split("-")[0], r.run_count) for r in runs] == [("check", 1)]
 
 
 def test_stylize_archive_renders_period_prints_and_resumes(

@@ -63,7 +63,7 @@ def test_every_flow_task_that_may_retry_retries_only_infrastructure():
     from flows.retry import infrastructure_error
 
     expected = {
-        flows.restore.plan: 3,
+        flows.restore.check: 3,
         flows.restore.restore: 2,
         flows.train.train: 1,
         flows.manifest.list_images: 3,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from model.checkpoints import checkpoint_id, decode_checkpoint
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, build_dataset
+from pipeline.batch.driver import RestoreJob, build_dataset
 from pipeline.storage import Storage
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from pipeline.batch.run import RestoreJob, restore_archive
+from pipeline.batch.driver import RestoreJob, restore_archive
 
 
 def test_dashboard_serves_during_a_local_run(tmp_path, photo, tiny_checkpoint):

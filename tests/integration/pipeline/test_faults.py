@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, RunProgress, restore_archive
+from pipeline.batch.driver import RestoreJob, RunProgress, restore_archive
 from pipeline.manifest import read_results
 from pipeline.storage import StorageOptions
 

@@ -13,7 +13,7 @@ from PIL import Image
 from ray.cluster_utils import Cluster
 
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, RunProgress, restore_actors, restore_archive
+from pipeline.batch.driver import RestoreJob, RunProgress, restore_actors, restore_archive
 from pipeline.manifest import read_results
 from pipeline.storage import Storage
 

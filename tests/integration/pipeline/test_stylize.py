@@ -20,7 +20,7 @@ from model.retro.generator import stylize
 from model.retro.params import RetroParams
 from model.retro.render import render
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, restore_archive
+from pipeline.batch.driver import RestoreJob, restore_archive
 from pipeline.batch.stages import image_at, images_column
 from pipeline.batch.stylizer import Stylizer, era_model_id, read_reference
 from pipeline.cli import app

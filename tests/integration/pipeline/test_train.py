@@ -16,9 +16,11 @@ from PIL import Image
 
 from model.checkpoints import decode_checkpoint, load_checkpoint
 from model.restoration.config import tiny
+from pipeline.batch.config import PipelineConfig
 from pipeline.batch.restorer import Restorer
 from pipeline.storage import StorageOptions
-from pipeline.training.driver import TRAIN_FILE, TrainJob, train_gan
+from pipeline.training.driver import TRAIN_FILE, train_gan
+from pipeline.training.job import TrainJob
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -97,7 +99,7 @@ def test_two_workers_checkpoint_resume_export(ray_local, photo_folders, s3_serve
     assert all(np.array_equal(local_tensors[k].numpy(), s3_tensors[k].numpy()) for k in local_tensors)
 
     # The exported best EMA generator is an inference checkpoint the restore pipeline loads directly.
-    restorer = Restorer(str(run / "model.safetensors"), tile=32, overlap=8)
+    restorer = Restorer(str(run / "model.safetensors"), pipeline=PipelineConfig(tile=32, overlap=8))
     photo = np.asarray(Image.open(io.BytesIO((photo_folders / "train" / "coffee.jpg").read_bytes())))
     restored, coverage = restorer.restore_pixels(photo)
     assert restored.shape == photo.shape and restored.dtype == np.uint8 and 0 <= coverage <= 1

@@ -17,11 +17,12 @@ pytestmark = pytest.mark.gpu
 def test_cuda_bf16_restoration_matches_cpu_fp32(photo):
     # Same shipped weights, same photo: CUDA (bf16 autocast, channels_last) within a grey level or so of
     # CPU fp32 on average, tiles and all.
+    from pipeline.batch.config import PipelineConfig
     from pipeline.batch.restorer import Restorer
 
     pixels = np.asarray(photo.resize((300, 220)).convert("RGB"))
-    gpu = Restorer(str(DEFAULT_CHECKPOINT), device="cuda", tile=128, overlap=16)
-    cpu = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", tile=128, overlap=16)
+    gpu = Restorer(str(DEFAULT_CHECKPOINT), device="cuda", pipeline=PipelineConfig(tile=128, overlap=16))
+    cpu = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", pipeline=PipelineConfig(tile=128, overlap=16))
     cpu.autocast = None  # the fp32 reference (CPUs with AVX-512 BF16 would otherwise run bf16 too)
     assert gpu.autocast is torch.bfloat16
     conv = next(

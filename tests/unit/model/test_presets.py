@@ -3,7 +3,7 @@
 import pytest
 
 from model.restoration.config import preset
-from model.restoration.info import describe
+from model.restoration.cost import describe
 
 # preset -> (max generator GFLOPs per megapixel, min, max parameters)
 BOUNDS = {

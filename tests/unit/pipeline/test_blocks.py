@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipeline.batch.run import blocks_of
+from pipeline.batch.driver import blocks_of
 
 
 def _todo(sizes: list[int | None] | None, n: int | None = None) -> pa.Table:

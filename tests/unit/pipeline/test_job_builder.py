@@ -47,3 +47,32 @@ def test_every_entry_point_defaults_to_the_config(command):
         default = getattr(parameter.default, "default", parameter.default)  # typer.Option(...) or a value
         if name in defaults:
             assert default == defaults[name], (command.__name__, name)
+
+
+def test_one_train_job_builder_for_the_command_line_and_the_flow():
+    from flows.train import train_gan_flow
+    from model.restoration.config import preset
+    from pipeline.cli import models
+    from pipeline.training.job import TrainJob, train_job
+
+    job = train_job("photos", "val", "run", steps=None, workers=None, time_budget=None, endpoint_url=None)
+    assert job == TrainJob("photos", "val", "run", config=preset("small"))
+    given = train_job(
+        "p", "v", "r", preset="tiny", time_budget="2m", steps=5, workers=2, endpoint_url="http://s3"
+    )
+    assert given.config.train.time_budget_s == 120 and given.config.train.steps == 5 and given.workers == 2
+    assert given.config.generator == preset("tiny").generator and given.storage.endpoint_url == "http://s3"
+    assert train_job("p", "v", "r", family="retro", preset="tiny").config.preset == "tiny"
+    with pytest.raises(ValueError, match="unknown model family 'colour'"):
+        train_job("p", "v", "r", family="colour")
+    with pytest.raises(ValueError, match="--mixture is a restoration option"):
+        train_job("p", "v", "r", family="retro", mixture="light")
+    with pytest.raises(ValueError, match="cannot read time budget"):
+        train_job("p", "v", "r", time_budget="soon")
+    with pytest.raises(TypeError, match="unknown options \\['stpes'\\]"):
+        train_job("p", "v", "r", stpes=3)
+    for command in (models.train, train_gan_flow.fn):  # shared options default to the job's own defaults
+        for name, parameter in inspect.signature(command).parameters.items():
+            default = getattr(parameter.default, "default", parameter.default)
+            if name in ("workers", "gpu", "resume"):
+                assert default == getattr(TrainJob, name), (command.__name__, name)

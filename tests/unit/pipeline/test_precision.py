@@ -10,6 +10,7 @@ import torch
 
 from model.checkpoints import DEFAULT_CHECKPOINT
 from model.restoration.inference import default_autocast
+from pipeline.batch.config import PipelineConfig
 from pipeline.batch.restorer import Restorer
 
 
@@ -18,8 +19,8 @@ from pipeline.batch.restorer import Restorer
 )
 def test_cpu_bf16_restoration_stays_within_two_grey_levels_of_fp32(photo):
     pixels = np.asarray(photo.resize((300, 220)).convert("RGB"))
-    fast = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", tile=128, overlap=16)
-    exact = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", tile=128, overlap=16)
+    fast = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", pipeline=PipelineConfig(tile=128, overlap=16))
+    exact = Restorer(str(DEFAULT_CHECKPOINT), device="cpu", pipeline=PipelineConfig(tile=128, overlap=16))
     exact.autocast = None
     assert fast.autocast is torch.bfloat16
     (bf16, coverage_bf16), (fp32, coverage_fp32) = fast.restore_pixels(pixels), exact.restore_pixels(pixels)

@@ -1,10 +1,11 @@
 """The batch restoration job: manifest -> fetch -> decode -> restore (actors on GPUs) -> encode/write.
 With ``--model era:NAME`` the same job renders period prints instead (``Stylizer`` in place of ``Restorer``).
 
-``build_dataset`` is the only place that chains ``map_batches`` and sets batch sizes, GPUs and pool sizes
-(Ray's arguments for these change between releases: one place, one diff). ``restore_archive`` plans the run
-(skipping rows already ok), drives the dataset, and records result parts as rows complete, so killing the
-driver at any moment loses at most the rows of one unflushed part, which the next run simply redoes.
+``build_dataset`` and ``read_images`` (which training shares) are the only places that chain ``map_batches``
+and set batch sizes, GPUs and pool sizes (Ray's arguments for these change between releases: one place, one
+diff). ``restore_archive`` plans the run once (skipping rows already ok), drives the dataset, and records
+result parts as rows complete, so killing the driver at any moment loses at most the rows of one unflushed
+part, which the next run simply redoes.
 """
 
 from __future__ import annotations
@@ -21,27 +22,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from model.checkpoints import checkpoint_id, decode_checkpoint
 from pipeline.batch.config import RestoreJob
 from pipeline.batch.fused import FusedActor
+from pipeline.batch.identity import identify_model
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import decode, encode_and_write, fetch
-from pipeline.batch.stylizer import (
-    ReferenceStylizer,
-    Stylizer,
-    describe_model,
-    era_model_id,
-    era_name,
-    read_reference,
-    reference_model_id,
-)
+from pipeline.batch.stylizer import ReferenceStylizer, Stylizer, era_name
 from pipeline.manifest import (
+    Plan,
     conform_results,
     finalize_results,
     plan_remaining,
     read_manifest,
-    read_results,
     write_result_part,
 )
 from pipeline.storage import Storage
@@ -95,10 +88,9 @@ def build_dataset(
 ) -> ray.data.Dataset:
     """Chain the stages over the rows still to do, with the model actors sized by ``restore_actors``.
 
-    With GPUs: fetching is I/O bound, so its tasks reserve a quarter CPU and many run at once (that also
-    keeps Ray from fusing it into the decode tasks); decode and encode run in CPU tasks beside the GPU
-    actors. Without GPUs there is nothing to overlap the codecs with, and passing pixels between stages
-    is pure cost, so each actor runs all of them (pipeline/batch/fused.py)."""
+    With GPUs: fetch and decode (``read_images``) and encode run in CPU tasks beside the GPU actors. Without
+    GPUs there is nothing to overlap the codecs with, and passing pixels between stages is pure cost, so each
+    actor runs all of them (pipeline/batch/fused.py)."""
     cfg = job.pipeline
     actors = restore_actors(num_gpus, num_cpus)
     # Each block is one batch of every CPU stage (batch_size=None below): blocks_of sized them.
@@ -121,9 +113,7 @@ def build_dataset(
         model_kwargs = {
             "checkpoint": job.model,
             "storage": storage,
-            "tile": cfg.tile,
-            "overlap": cfg.overlap,
-            "tiles_per_batch": cfg.tiles_per_batch,
+            "pipeline": cfg,
             "expected_id": model_id,
         }
     write = {
@@ -148,12 +138,7 @@ def build_dataset(
             batch_size=None,
             batch_format="numpy",
         )
-    ds = ds.map_batches(
-        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
-    )
-    ds = ds.map_batches(
-        decode, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_size=None, batch_format="numpy"
-    )
+    ds = read_images(ds, storage, cfg.max_pixels)
     ds = ds.map_batches(
         model_actor,
         fn_constructor_kwargs=model_kwargs,
@@ -191,28 +176,14 @@ def blocks_of(todo: pa.Table, max_rows: int, block_bytes: int) -> list[pa.Table]
     return [rows.slice(start, end - start) for start, end in zip(starts, ends, strict=True)] or [rows]
 
 
-def model_identity(model: str, storage: Storage, reference: str | None = None) -> str:
-    """The id results record for ``model``: a checkpoint's content id, an era preset's (``era:NAME``, see
-    pipeline/batch/stylizer.py), or a retro checkpoint's with the reference's digest. Reading it validates
-    the model and the reference before anything starts: a bad checkpoint, era name or reference, or a
-    model of the wrong family, is one clear error, not N failed rows."""
-    era = era_name(model)
-    if era is not None:
-        if reference is not None:
-            raise ValueError("an era preset takes no reference: give --era or --reference, not both")
-        return era_model_id(era)
-    model_bytes = storage.read_bytes(model)
-    meta = decode_checkpoint(model_bytes, model)[1]
-    model_id = checkpoint_id(model_bytes, meta)
-    if meta.family == "retro":
-        if reference is None:
-            raise ValueError(
-                f"{model}: a retro model gives photos the look of a reference photo (stylize --reference)"
-            )
-        return reference_model_id(model_id, read_reference(reference, storage)[1])
-    if reference is not None:
-        raise ValueError(f"{model}: a {meta.family} model takes no reference; use a retro model")
-    return model_id
+def read_images(ds: ray.data.Dataset, storage: Storage, max_pixels: int) -> ray.data.Dataset:
+    """fetch -> decode as Ray tasks, one call per block: the archive job's GPU path, and training's clean
+    photos (pipeline/training/data.py). Fetching is I/O bound, so its tasks reserve a quarter CPU and many
+    run at once (that also keeps Ray from fusing it into the decode tasks)."""
+    ds = ds.map_batches(
+        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
+    )
+    return ds.map_batches(decode, fn_kwargs={"max_pixels": max_pixels}, batch_size=None, batch_format="numpy")
 
 
 def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] | None = None) -> RunSummary:
@@ -220,10 +191,9 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
-    model_id = model_identity(job.model, storage, job.reference)
-    described = describe_model(job.model, job.reference, storage, model_id)
+    model_id, described = identify_model(job.model, storage, job.reference)
     plan = plan_remaining(manifest, job.output, storage)
-    _check_same_model(job.output, storage, model_id)
+    _check_same_model(plan, job.output, model_id)
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)
@@ -298,11 +268,10 @@ def _refuse_collisions(
     return todo.filter(pc.invert(doomed))
 
 
-def _check_same_model(output: str, storage: Storage, model_id: str) -> None:
+def _check_same_model(plan: Plan, output: str, model_id: str) -> None:
     """One output prefix, one model: resuming with another model would mix two models' restorations under
     one results manifest (and skip the rows the first one did)."""
-    done = read_results(output, storage, columns=["model_id", "status"])
-    others = set(done.filter(pc.equal(done["status"], "ok"))["model_id"].to_pylist()) - {model_id}
+    others = plan.models - {model_id}
     if others:
         raise ValueError(
             f"{output}: already holds images restored by model {sorted(others)[0]}, not {model_id}; "

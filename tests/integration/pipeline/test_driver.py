@@ -16,7 +16,7 @@ from PIL import Image, ImageCms
 
 from model.checkpoints import DEFAULT_CHECKPOINT
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.run import RestoreJob, restore_archive
+from pipeline.batch.driver import RestoreJob, restore_archive
 from pipeline.manifest import read_results
 from pipeline.storage import StorageOptions
 
@@ -194,7 +194,7 @@ def test_refuses_output_inside_input(s3_server, ray_local, archive):
     ],
 )
 def test_failure_reasons_group_errors_by_kind(error, reason):
-    from pipeline.batch.run import failure_reason
+    from pipeline.batch.driver import failure_reason
 
     assert failure_reason(error) == reason
 
@@ -205,8 +205,8 @@ def test_a_model_swapped_after_planning_fails_the_rows_with_one_model_id(ray_loc
     from model.checkpoints import CheckpointError, checkpoint_id, decode_checkpoint, save_generator
     from model.restoration.config import tiny
     from model.restoration.generator import Generator
+    from pipeline.batch.driver import build_dataset
     from pipeline.batch.restorer import Restorer
-    from pipeline.batch.run import build_dataset
     from pipeline.storage import Storage
 
     model = tmp_path / "latest.safetensors"
