@@ -9,13 +9,8 @@ import ray.exceptions
 import requests.exceptions
 from ray.train import ControllerError, WorkerGroupError
 
+from pipeline.batch.remote import RayJobFailed
 from pipeline.storage import StorageError
-
-
-class RayJobFailed(RuntimeError):
-    """A submitted Ray Job ended FAILED or STOPPED: lost nodes, a preempted head, or an error in the run
-    (its log tail is in the message). Resubmitting resumes, so it is retried like other infrastructure."""
-
 
 _MACHINERY = (
     ray.exceptions.RayError,

@@ -114,19 +114,9 @@ class DegradationPlan:
 # Op name -> function(image, **params); the structured defects are defects.add_<name> and also return a mask.
 _DEFECTS = ("stains", "creases", "scratches", "tears", "dust")
 _AGING = ("grayscale", "dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")
-_ARTIFACTS = (
-    "gaussian_blur",
-    "motion_blur",
-    "defocus_blur",
-    "film_grain",
-    "resize",
-    "gaussian_noise",
-    "speckle_noise",
-    "poisson_noise",
-    "salt_and_pepper",
-    "halftone",
-    "jpeg",
-)
+_CAPTURE = ("gaussian_blur", "motion_blur", "defocus_blur", "film_grain")  # the camera and the film
+_SCAN = ("resize", "gaussian_noise", "speckle_noise", "poisson_noise", "salt_and_pepper", "halftone", "jpeg")
+_ARTIFACTS = _CAPTURE + _SCAN
 _OPS: dict[str, Callable] = {
     **{n: getattr(aging, n) for n in _AGING},
     **{n: getattr(defects, f"add_{n}") for n in _DEFECTS},

@@ -11,9 +11,9 @@ import sys
 import pytest
 from ray.cluster_utils import Cluster
 
-from flows.ray_job import restore_command
 from flows.restore import restore_archive_flow
 from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.batch.remote import restore_command
 from pipeline.storage import StorageOptions
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -148,7 +148,7 @@ def test_an_unfinished_job_for_the_same_output_is_watched_not_resubmitted(
 
     from ray.job_submission import JobSubmissionClient
 
-    from flows.ray_job import submit_restore
+    from pipeline.batch.remote import submit_restore
     from pipeline.storage import StorageOptions
 
     archive = s3_server.scan_archive(photo, 2, tiny_checkpoint)

@@ -7,8 +7,9 @@ import ray.exceptions
 import requests.exceptions
 from ray.train import WorkerGroupError
 
-from flows.retry import RayJobFailed, is_infrastructure_error
+from flows.retry import is_infrastructure_error
 from model.checkpoints import CheckpointError
+from pipeline.batch.remote import RayJobFailed
 from pipeline.manifest import ManifestError
 from pipeline.storage import StorageError
 

@@ -1,123 +1,40 @@
 """Odd inputs that must never come out "ok" with less data than the original (#9 items 8 and 9): every frame
-or fail, full 16-bit depth or fail, floats read by their convention, clear reasons for corrupt files, and
-TIFF output that keeps a camera's EXIF. Every image is generated here; the stages run on hand-built batches
-(fetch -> decode -> an identity restore -> encode_and_write), as in test_stages.py."""
+or fail, full 16-bit depth or fail. Every image is generated here (odd_files.py); the stages run on hand-built
+batches, as in test_stages.py."""
 
 from __future__ import annotations
 
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image, ImageCms, ImageOps
-from skimage import data
-from stage_batches import manifest, restore
+from odd_files import (
+    MAKE,
+    MODEL,
+    ORIENTATION,
+    SRGB,
+    chunk,
+    cv2_encoded,
+    deep,
+    encoded,
+    exif_of,
+    exif_with,
+    photo,
+    png16,
+    reopen,
+    run,
+    tiff_encoded,
+    write,
+)
+from PIL import Image, ImageOps
+from stage_batches import manifest
 
 from pipeline.batch.stages import decode, encode_and_write, fetch, image_at
 from pipeline.storage import Storage
-
-MODEL = "patina-test-v1"
-SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-MAKE, ORIENTATION, EXIF_IFD, GPS_IFD = 0x010F, 0x0112, 0x8769, 0x8825
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-# -- helpers ---------------------------------------------------------------------------------------------
-
-
-def run(src: str, out: Path, output_format: str = "same"):
-    storage = Storage()
-    decoded = decode(fetch(manifest([src]), storage), 10**6)
-    result = encode_and_write(restore(decoded), str(out), output_format, storage, MODEL)
-    return decoded, {name: values[0] for name, values in result.items()}
-
-
-def reopen(uri: str) -> dict:
-    """One output decoded by the stages themselves, as a dict of that row's values."""
-    batch = decode(fetch(manifest([uri]), Storage()), 10**6)
-    assert batch["error"][0] == ""
-    return {**{name: values[0] for name, values in batch.items()}, "pixels": image_at(batch, 0)}
-
-
-def write(path: Path, body: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
-    return str(path)
-
-
-def encoded(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def photo(size: tuple[int, int] = (40, 30)) -> np.ndarray:
-    """Real photo content (skimage's astronaut), small, HxWx3 uint8."""
-    return np.asarray(Image.fromarray(data.astronaut()).resize(size, Image.Resampling.BILINEAR))
-
-
-def deep(channels: int, size: tuple[int, int] = (40, 30), seed: int = 0) -> np.ndarray:
-    """16-bit content whose low bytes matter: a photo in the high byte, noise in the low byte."""
-    rgb = photo(size).astype(np.uint16) * 256
-    gray = rgb[:, :, :1]
-    alpha = np.linspace(0, 255, size[0] * size[1], dtype=np.uint16).reshape(size[1], size[0], 1) * 256
-    base = {1: gray, 2: np.concatenate([gray, alpha], 2), 3: rgb, 4: np.concatenate([rgb, alpha], 2)}
-    noise = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint16)
-    return base[channels] + noise
-
-
-def chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def png16(pixels: np.ndarray, *chunks: bytes) -> bytes:
-    """A 16-bit PNG of any channel count (gray, gray+alpha, RGB, RGBA), written by hand: neither Pillow
-    nor OpenCV writes 16-bit gray+alpha. ``chunks`` go between IHDR and IDAT."""
-    height, width, channels = pixels.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
-    return (
-        PNG_SIGNATURE
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
-        + b"".join(chunks)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-def cv2_encoded(pixels: np.ndarray, ext: str) -> bytes:
-    ok, buffer = cv2.imencode(ext, pixels[:, :, [2, 1, 0, 3][: pixels.shape[2]]])  # RGB(A) -> BGR(A)
-    assert ok
-    return buffer.tobytes()
-
-
-def tiff_encoded(pixels: np.ndarray, **options) -> bytes:
-    buffer = io.BytesIO()
-    tifffile.imwrite(buffer, pixels, **options)
-    return buffer.getvalue()
-
-
-def exif_with(orientation: int | None = None, camera: bool = False) -> Image.Exif:
-    exif = Image.Exif()
-    exif[MAKE] = "Patina Test Camera"
-    if orientation is not None:
-        exif[ORIENTATION] = orientation
-    if camera:  # what every camera writes: an EXIF sub-IFD (with a large maker note) and GPS
-        exif[EXIF_IFD] = {0x9003: "2001:02:03 04:05:06", 0x927C: bytes(range(256)) * 160, 0x9286: b"A" * 300}
-        exif[GPS_IFD] = {1: "N", 2: (52.0, 22.0, 7.5)}
-    return exif
-
-
-def exif_of(row: dict) -> Image.Exif:
-    exif = Image.Exif()
-    exif.load(row["exif"])
-    return exif
-
 
 # -- multi-frame inputs ----------------------------------------------------------------------------------
 
@@ -358,134 +275,3 @@ def test_8_bit_jpeg_2000_is_still_restored(tmp_path, fmt):
     decoded, row = run(src, tmp_path / "out")
 
     assert (row["status"], row["error"], decoded["bit_depth"][0]) == ("ok", "", 8)
-
-
-# -- floats ----------------------------------------------------------------------------------------------
-
-
-def test_float_tiff_in_0_to_1_is_restored_at_16_bits(tmp_path):
-    values = np.random.default_rng(0).random((30, 40), dtype=np.float32)
-    values[0, :2] = 0.0, 1.0
-    src = write(tmp_path / "in" / "measure.tif", encoded(Image.fromarray(values), "TIFF"))
-
-    decoded, row = run(src, tmp_path / "out")
-
-    pixels = image_at(decoded, 0)
-    assert (decoded["mode"][0], decoded["bit_depth"][0], pixels.shape) == ("F", 16, (30, 40, 1))
-    np.testing.assert_array_equal(pixels[:, :, 0], np.rint(values * 65535).astype(np.uint16))
-    assert pixels.max() == 65535  # not black
-    out = reopen(row["output_uri"])
-    np.testing.assert_array_equal(out["pixels"], pixels)
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_float_tiff_with_non_finite_values_fails(tmp_path, bad):
-    values = np.full((4, 5), 0.5, np.float32)
-    values[1, 2] = bad
-    src = write(tmp_path / "in" / "measure.tif", encoded(Image.fromarray(values), "TIFF"))
-
-    _, row = run(src, tmp_path / "out")
-
-    assert (row["status"], row["error"]) == (
-        "failed",
-        "float image has NaN or infinite values; only finite values can be restored",
-    )
-
-
-# -- corrupt files ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("where", ["IHDR", "tEXt"])
-def test_png_with_a_bad_crc_is_called_corrupt(tmp_path, where):
-    body = encoded(Image.fromarray(photo()), "PNG")
-    if where == "tEXt":  # an ancillary chunk before the image data
-        body = body[:33] + chunk(b"tEXt", b"Title\0scan") + body[33:]
-    at = body.index(where.encode()) + 4
-    length = struct.unpack(">I", body[at - 8 : at - 4])[0]
-    crc = at + length
-    body = body[:crc] + bytes([body[crc] ^ 0xFF]) + body[crc + 1 :]
-    src = write(tmp_path / "in" / "broken.png", body)
-
-    _, row = run(src, tmp_path / "out")
-
-    assert row["status"] == "failed"
-    assert row["error"] == (
-        f"truncated or corrupt image: broken PNG file (bad header checksum in {where.encode()!r})"
-    )
-
-
-@pytest.mark.parametrize(
-    ("pixels", "options", "layout"),
-    [
-        (np.zeros((4, 5, 3), np.float32), {"photometric": "rgb"}, "RGB, 3 x 32-bit float samples"),
-        (
-            np.zeros((4, 5, 2), np.uint16),
-            {"photometric": "minisblack", "extrasamples": ["unassalpha"]},
-            "gray, 2 x 16-bit unsigned samples",
-        ),
-        (np.zeros((4, 5), np.float64), {"photometric": "minisblack"}, "gray, 1 x 64-bit float samples"),
-        (
-            np.zeros((4, 5, 3), np.int32),
-            {"photometric": "rgb", "byteorder": ">"},
-            "RGB, 3 x 32-bit signed samples",
-        ),
-    ],
-)
-def test_tiff_whose_pixel_layout_has_no_reader_says_which_it_is(tmp_path, pixels, options, layout):
-    """Valid TIFFs that Pillow cannot read are not called corrupt, nor 'not an image'."""
-    src = write(tmp_path / "in" / "odd.tif", tiff_encoded(pixels, **options))
-
-    _, row = run(src, tmp_path / "out")
-
-    assert (row["status"], row["error"]) == ("failed", f"unsupported TIFF pixel layout: {layout} per pixel")
-
-
-# -- TIFF output of camera EXIF --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "fmt", "output_format"), [("camera.jpg", "JPEG", "tiff"), ("scan.tif", "TIFF", "same")]
-)
-def test_tiff_output_keeps_a_cameras_exif_sub_ifds(tmp_path, name, fmt, output_format):
-    src = write(
-        tmp_path / "in" / name, encoded(Image.fromarray(photo()), fmt, exif=exif_with(camera=True).tobytes())
-    )
-
-    decoded, row = run(src, tmp_path / "out", output_format)
-
-    assert (row["status"], row["error"]) == ("ok", "")
-    with Image.open(row["output_uri"]) as image:
-        assert image.format == "TIFF" and image.info["compression"] == "tiff_adobe_deflate"
-        exif = image.getexif()
-        assert exif[MAKE] == "Patina Test Camera"
-        assert exif.get_ifd(EXIF_IFD) == exif_with(camera=True)[EXIF_IFD]
-        assert exif.get_ifd(GPS_IFD) == exif_with(camera=True)[GPS_IFD]
-    out = reopen(row["output_uri"])
-    assert out["pixels"].shape == (30, 40, 3)
-    if fmt == "TIFF":
-        np.testing.assert_array_equal(out["pixels"], image_at(decoded, 0))
-
-
-@pytest.mark.parametrize(
-    ("mode", "channels", "written_mode", "icc"),
-    [("L", 1, "L", b""), ("LA", 2, "LA", b""), ("RGBA", 4, "RGBA", SRGB), ("I;16", 1, "I;16", b"")],
-)
-def test_tiff_output_of_each_mode_is_exact(tmp_path, mode, channels, written_mode, icc):
-    image = Image.fromarray(photo())
-    if mode == "I;16":
-        image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
-    elif mode == "RGBA":
-        image.putalpha(Image.fromarray(photo()[:, :, 1]))
-    else:
-        image = image.convert(mode)
-    src = write(tmp_path / "in" / "a.png", encoded(image, "PNG", dpi=(200, 200), icc_profile=icc or None))
-
-    decoded, row = run(src, tmp_path / "out", "tiff")
-
-    assert decoded["channels"][0] == channels
-    with Image.open(row["output_uri"]) as written:
-        assert written.mode == written_mode
-    out = reopen(row["output_uri"])
-    np.testing.assert_array_equal(out["pixels"], image_at(decoded, 0))
-    assert (out["dpi_x"], out["dpi_y"]) == pytest.approx((200, 200), abs=0.01)
-    assert out["icc"] == icc

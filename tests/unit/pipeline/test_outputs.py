@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.batch.outputs import check_output_prefix, identity, plan_collisions
+from pipeline.batch.outputs import check_output_prefix, identity, output_uri, plan_collisions
 
 
 def uris(*values: str) -> pa.Array:
@@ -140,3 +140,56 @@ def test_an_output_above_the_inputs_is_refused(tmp_path):
         with pytest.raises(ValueError, match="contains the input folder"):
             check_output_prefix(manifest, output)
     check_output_prefix(manifest, str(tmp_path / "archive-restored"))  # beside: fine
+
+
+@pytest.mark.parametrize(
+    ("uri", "prefix", "input_format", "output_format", "expected"),
+    [
+        ("s3://photos/a/b.jpg", "s3://out/run1", "JPEG", "same", "s3://out/run1/photos/a/b.jpg"),
+        ("s3://photos/a/b.jpg", "s3://out/run1/", "JPEG", "jpeg", "s3://out/run1/photos/a/b.jpg"),
+        ("s3://photos/b.jpg", "s3://out", "MPO", "same", "s3://out/photos/b.jpg"),
+        ("s3://photos/scan.tif", "s3://out", "TIFF", "png", "s3://out/photos/scan.tif.png"),
+        ("s3://photos/scan.png", "s3://out", "PNG", "png", "s3://out/photos/scan.png"),
+        ("s3://photos/old.gif", "s3://out", "GIF", "same", "s3://out/photos/old.gif.png"),
+        ("s3://photos/x.png", "s3://out", "PNG", "webp", "s3://out/photos/x.png.webp"),
+        ("s3://photos/x.png", "s3://out", "PNG", "tiff", "s3://out/photos/x.png.tif"),
+        ("s3://photos/x.png", "/srv/out", "PNG", "same", "/srv/out/photos/x.png"),
+    ],
+)
+def test_output_uri_for_s3_inputs(uri, prefix, input_format, output_format, expected):
+    assert output_uri(uri, prefix, input_format, output_format) == expected
+
+
+def test_output_uri_for_local_inputs(tmp_path):
+    src = tmp_path / "in" / "c.jpg"
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(src)
+    real = os.path.realpath(src)
+    expected = os.path.join(tmp_path, "out", real.lstrip("/"))
+
+    assert output_uri(str(src), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(str(link), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(src.as_uri(), str(tmp_path / "out"), "JPEG", "same") == expected
+    assert output_uri(str(src), "s3://out/p", "JPEG", "png") == f"s3://out/p/{real.lstrip('/')}.png"
+    file_prefix = (tmp_path / "o ut").as_uri()  # file:// URIs stay percent-encoded
+    assert output_uri(src.as_uri(), file_prefix, "JPEG", "same") == file_prefix + Path(real).as_uri()[7:]
+    assert output_uri(str(src), str(tmp_path / "out"), "JPEG", "same") == expected  # deterministic
+
+
+def test_output_uri_never_names_the_input(tmp_path):
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        output_uri(str(tmp_path / "c.jpg"), "/", "JPEG", "same")
+    with pytest.raises(ValueError, match="unknown output format 'gif'"):
+        output_uri("s3://photos/a.jpg", "s3://out", "JPEG", "gif")
+
+
+@pytest.mark.parametrize(
+    "key", ["../../escape/evil.jpg", "scans/../../../evil.jpg", "scans/./a.jpg", "a/../b.jpg"]
+)
+def test_s3_keys_with_dot_segments_never_leave_the_output_prefix(tmp_path, key):
+    # An S3 key is any string: '../' in it must not climb out of a local output prefix.
+    prefix = tmp_path / "out"
+    with pytest.raises(ValueError, match="path segments"):
+        output_uri(f"s3://bucket/{key}", str(prefix), "JPEG", "same")

@@ -1,4 +1,4 @@
-"""Run a restoration as a Ray Job: `patina restore` submitted to the cluster's job server.
+"""Run an archive job as a Ray Job: `patina restore --job JSON` submitted to the cluster's job server.
 
 For long jobs: the job runs on the cluster (its driver on the head node), so it survives the flow's process,
 a flow-run retry or a Prefect worker restart; a flow finding an unfinished job for the same output watches
@@ -21,12 +21,16 @@ import pyarrow.parquet as pq
 import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from flows.retry import RayJobFailed
 from pipeline.batch.driver import RestoreJob, RunProgress, RunSummary, failure_reason
 from pipeline.manifest import plan_remaining, read_manifest, read_results
 from pipeline.storage import Storage, StorageError
 
 POLL_S = 5.0
+
+
+class RayJobFailed(RuntimeError):
+    """A submitted Ray Job ended FAILED or STOPPED: lost nodes, a preempted head, or an error in the run
+    (its log tail is in the message). Resubmitting resumes, so flows retry it like other infrastructure."""
 
 
 def restore_command(job: RestoreJob) -> list[str]:
