@@ -25,9 +25,10 @@ from model.checkpoints import DEFAULT_CHECKPOINT, save_generator
 from model.restoration.config import preset
 from model.restoration.generator import Generator
 from model.restoration.inference import restore_tensor
-from pipeline.batch.config import PipelineConfig
-from pipeline.batch.driver import RestoreJob, RunProgress, restore_archive
+from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.batch.driver import restore_archive
 from pipeline.batch.restorer import Restorer
+from pipeline.batch.summary import RunProgress
 from pipeline.manifest import build_manifest
 from pipeline.storage import Storage
 

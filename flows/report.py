@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.batch.driver import RunSummary
+from pipeline.batch.summary import RunSummary
 from pipeline.storage import Storage
 from pipeline.tools.gallery import preview
 

@@ -26,11 +26,12 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.report import summary_markdown, summary_table
 from flows.retry import infrastructure_error
-from pipeline.batch.config import PipelineConfig, archive_job
-from pipeline.batch.driver import RestoreJob, RunProgress, RunSummary, restore_archive
+from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job
+from pipeline.batch.driver import restore_archive
 from pipeline.batch.identity import identify_model
 from pipeline.batch.outputs import check_output_prefix
 from pipeline.batch.remote import submit_restore
+from pipeline.batch.summary import RunProgress, RunSummary
 from pipeline.manifest import read_manifest
 from pipeline.storage import Storage
 

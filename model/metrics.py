@@ -33,11 +33,12 @@ def hf_ratio(restored: np.ndarray, clean: np.ndarray) -> float:
     ``clean`` (sum of squared 3x3 Laplacian responses of the luma). 1.0 = as much fine detail as the clean
     photo; below 1 = smoothed away (typical of L1-trained restorers), above 1 = noise or invented texture."""
     _check_pair(restored, clean)
-    energy = [float(np.sum(_laplacian(_luma(x)) ** 2)) for x in (restored, clean)]
+    energy = [float(np.sum(_laplacian(luma(x)) ** 2)) for x in (restored, clean)]
     return energy[0] / max(energy[1], 1e-6)
 
 
-def _luma(image: np.ndarray) -> np.ndarray:
+def luma(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma (as Pillow's convert("L")) of an (H, W, 3+) image, float64; a 2-D image is its own."""
     x = image.astype(np.float64)
     return x if x.ndim == 2 else x[..., :3] @ np.asarray(LUMA)
 

@@ -54,9 +54,10 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 # The fixed columns of every result row; results.parquet adds the manifest's extra columns after them.
-# ``error`` is one line (null when ok); ``input_etag`` is the sha256 hex of the bytes read, wherever they came
-# from; ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the
-# model marked as defects. width/height are the output image's pixels, 0 when the image failed.
+# ``error`` is one line (null when ok); ``output_uri``, ``output_sha256`` and ``input_etag`` are null where
+# there is none (a failed row); ``input_etag`` is the sha256 hex of the bytes read, wherever they came from;
+# ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the model
+# marked as defects. width/height are the output image's pixels, 0 when the image failed.
 RESULT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -201,6 +202,7 @@ def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Pla
 
     def ok_rows(part: pa.Table) -> tuple[pa.Array, set[str]]:
         ok = part.filter(pc.equal(part["status"], "ok"))
+        # The pipeline always records a model id; a null one (a hand-made part) names no model to compare.
         return ok["id"].combine_chunks(), set(pc.unique(ok["model_id"]).drop_null().to_pylist())
 
     parts = _read_parts(prefix_uri, storage, ["id", "status", "model_id"], ok_rows)
@@ -289,10 +291,13 @@ def _require_ids(manifest: pa.Table) -> None:
         raise ManifestError("manifest has no string 'id' column; load it with read_manifest first")
 
 
+_EMPTY_IS_NULL = ("error", "output_uri", "output_sha256", "input_etag")
+
+
 def conform_results(table: pa.Table) -> pa.Table:
-    """Result rows as RESULT_SCHEMA says (its columns, in order, cast; others dropped), with an empty error
-    read as none (null). The one place rows are shaped, by the job as they arrive and again by
-    write_result_part for rows from anywhere; bad rows raise ManifestError."""
+    """Result rows as RESULT_SCHEMA says (its columns, in order, cast; others dropped), with an empty error,
+    output, digest or ETag read as none (null). The one place rows are shaped, by the job as they arrive and
+    again by write_result_part for rows from anywhere; bad rows raise ManifestError."""
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing:
         raise ManifestError(f"result rows lack column(s) {', '.join(missing)}")
@@ -300,12 +305,15 @@ def conform_results(table: pa.Table) -> pa.Table:
         part = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({one_line(exc)})") from None
-    error = part["error"]
-    part = part.set_column(
-        RESULT_SCHEMA.get_field_index("error"),
-        "error",
-        pc.if_else(pc.equal(error, ""), pa.scalar(None, pa.string()), error),
-    )
+    # The stages write "" for "none" (a plain string column through Ray); results say it with null, so a
+    # failed row reads alike whether a stage or the planner (refused collisions) recorded it.
+    for name in _EMPTY_IS_NULL:
+        column = part[name]
+        part = part.set_column(
+            RESULT_SCHEMA.get_field_index(name),
+            name,
+            pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column),
+        )
     ids = part["id"]
     _refuse("result rows", "null id", ids, ids.is_null())
     statuses = part["status"]

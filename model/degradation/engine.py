@@ -376,10 +376,11 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
 GREY_MODES = ("L", "LA", "I", "I;16", "1")
 
 
-def like_source(out: Image.Image, source: Image.Image) -> Image.Image:
+def like_source(out: Image.Image, source: Image.Image, keep_grey: bool = True) -> Image.Image:
     """``out`` (RGB or L, a processed copy of ``source``) in ``source``'s kind of mode: grayscale stays
-    grayscale, and ``source``'s alpha is carried over untouched."""
-    if source.mode in GREY_MODES and out.mode != "L":
+    grayscale (unless ``keep_grey`` is False: a toned print of a grey scan is colour), and ``source``'s alpha
+    is carried over untouched."""
+    if keep_grey and source.mode in GREY_MODES and out.mode != "L":
         out = out.convert("L")
     if source.mode in ("RGBA", "LA", "PA") or (source.mode == "P" and "transparency" in source.info):
         alpha = source.convert("RGBA").getchannel("A")

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.degradation.aging import LUMA
 from model.formats import IMAGE_EXTENSIONS
-from model.metrics import psnr, ssim
+from model.metrics import luma, psnr, ssim
 from model.retro import targets
 from model.retro.eras import ERAS
 from model.retro.generator import RetroModel
@@ -140,4 +139,5 @@ def _uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image.astype(np.float32) @ np.array(LUMA, np.float32)), 0, 255).astype(np.uint8)
+    """uint8 luma, what SSIM is scored on."""
+    return np.clip(np.rint(luma(image)), 0, 255).astype(np.uint8)

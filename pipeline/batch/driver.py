@@ -1,22 +1,20 @@
 """The batch restoration job: manifest -> fetch -> decode -> restore (actors on GPUs) -> encode/write.
 With ``--model era:NAME`` the same job renders period prints instead (``Stylizer`` in place of ``Restorer``).
 
-``build_dataset`` and ``read_images`` (which training shares) are the only places that chain ``map_batches``
-and set batch sizes, GPUs and pool sizes (Ray's arguments for these change between releases: one place, one
-diff). ``restore_archive`` plans the run once (skipping rows already ok), drives the dataset, and records
-result parts as rows complete, so killing the driver at any moment loses at most the rows of one unflushed
-part, which the next run simply redoes.
+``build_dataset`` and ``read_images`` (which training shares, adding one RGB step) are the only places that
+chain the stages and set batch sizes, GPUs and pool sizes (Ray's arguments for these change between
+releases: one place, one diff). ``restore_archive`` plans the run once (skipping rows already ok), drives
+the dataset, and records result parts as rows complete, so killing the driver at any moment loses at most
+the rows of one unflushed part, which the next run simply redoes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +27,9 @@ from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import decode, encode_and_write, fetch
 from pipeline.batch.stylizer import ReferenceStylizer, Stylizer, era_name
+from pipeline.batch.summary import RunProgress, RunSummary, failure_reason, summarize
 from pipeline.manifest import (
+    RESULTS_FILE,
     Plan,
     conform_results,
     finalize_results,
@@ -38,40 +38,6 @@ from pipeline.manifest import (
     write_result_part,
 )
 from pipeline.storage import Storage
-
-
-@dataclass
-class RunProgress:
-    total: int  # rows in the manifest
-    already_done: int  # ok before this run started
-    to_do: int  # rows this run will attempt
-    ok: int = 0
-    failed: int = 0
-    started: float = field(default_factory=time.monotonic)
-    dashboard_url: str | None = None  # set when this run started a local Ray dashboard
-
-    @property
-    def processed(self) -> int:
-        return self.ok + self.failed
-
-    @property
-    def images_per_second(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.processed / elapsed if elapsed > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    total: int
-    already_done: int
-    ok: int
-    failed: int
-    skipped: int  # rows left unprocessed (limit) in the final results
-    seconds: float
-    images_per_second: float
-    failures_by_reason: dict[str, int]
-    results_uri: str
-
 
 GPU_BATCH_ROWS = 8  # most rows per GPU actor call (the whole batch is decoded in the actor's memory)
 
@@ -212,18 +178,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
         if started_ray:
             ray.shutdown()
     final = finalize_results(manifest, job.output, storage, described)
-    seconds = time.monotonic() - progress.started
-    return RunSummary(
-        total=plan.total,
-        already_done=plan.done,
-        ok=progress.ok,
-        failed=progress.failed,
-        skipped=int(pc.sum(pc.equal(final["status"], "skipped")).as_py() or 0),
-        seconds=seconds,
-        images_per_second=progress.images_per_second,
-        failures_by_reason=dict(failures.most_common()),
-        results_uri=storage.join(job.output, "results.parquet"),
-    )
+    return summarize(progress, final, storage.join(job.output, RESULTS_FILE), failures)
 
 
 def _refuse_collisions(
@@ -334,18 +289,3 @@ def _drive(
             on_progress(progress)
     if pending:
         write_result_part(job.output, pa.concat_tables(pending), storage)
-
-
-def failure_reason(error: str) -> str:
-    """Group errors by kind: storage errors name the object first ("s3://b/k: not found; check ..." ->
-    "not found"); otherwise the text before the first ':', ';' or '(' with numbers masked ("image is
-    9000x9000 = 81,000,000 pixels, over ..." -> "image is NxN = N pixels, over the limit of N")."""
-    if not error:
-        return "unknown"
-    text = _OBJECT_PREFIX.sub("", error, count=1)
-    return _NUMBER.sub("N", re.split(r"[:;(]", text, maxsplit=1)[0]).strip() or "unknown"
-
-
-_OBJECT_PREFIX = re.compile(r"^(s3://|file://|/).*?: ")
-# Sizes and codes: 4,000,000 and 81.5 and 503; lone digits ("0-byte", "S3", "5 attempts") stay.
-_NUMBER = re.compile(r"\d+(?:[,.]\d+)+|\d{2,}")

@@ -1,4 +1,4 @@
-"""Every stage of a row in one actor, for clusters without GPUs (chosen by ``run.build_dataset``).
+"""Every stage of a row in one actor, for clusters without GPUs (chosen by ``driver.build_dataset``).
 
 On a GPU cluster the stages run apart so CPUs fetch, decode and encode beside the GPU actors. Without GPUs
 there is nothing to overlap with: the model and the codecs compete for the same cores, and what separate

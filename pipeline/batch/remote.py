@@ -13,7 +13,6 @@ import dataclasses
 import io
 import shlex
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import pyarrow.compute as pc
@@ -21,8 +20,9 @@ import pyarrow.parquet as pq
 import requests.exceptions
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from pipeline.batch.driver import RestoreJob, RunProgress, RunSummary, failure_reason
-from pipeline.manifest import plan_remaining, read_manifest, read_results
+from pipeline.batch.config import RestoreJob
+from pipeline.batch.summary import RunProgress, RunSummary, summarize
+from pipeline.manifest import RESULTS_FILE, plan_remaining, read_manifest, read_results
 from pipeline.storage import Storage, StorageError
 
 POLL_S = 5.0
@@ -71,24 +71,13 @@ def submit_restore(
     if status != JobStatus.SUCCEEDED:
         tail = " | ".join(client.get_job_logs(job_id).strip().splitlines()[-3:])
         raise RayJobFailed(f"Ray job {job_id} ended {status.value}: {tail}")
-    results = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(job.output, "results.parquet"))))
-    status_of = results["status"]
-    failed = results.filter(pc.equal(status_of, "failed"))["error"].to_pylist()
-    progress.ok = int(pc.sum(pc.equal(status_of, "ok")).as_py() or 0) - before.done
-    progress.failed = len(failed)
+    results_uri = storage.join(job.output, RESULTS_FILE)
+    results = pq.read_table(io.BytesIO(storage.read_bytes(results_uri)))
+    progress.ok = int(pc.sum(pc.equal(results["status"], "ok")).as_py() or 0) - before.done
+    progress.failed = int(pc.sum(pc.equal(results["status"], "failed")).as_py() or 0)
     if on_progress:
         on_progress(progress)
-    return RunSummary(
-        total=before.total,
-        already_done=before.done,
-        ok=progress.ok,
-        failed=progress.failed,
-        skipped=int(pc.sum(pc.equal(status_of, "skipped")).as_py() or 0),
-        seconds=time.monotonic() - progress.started,
-        images_per_second=progress.images_per_second,
-        failures_by_reason=dict(Counter(failure_reason(e) for e in failed).most_common()),
-        results_uri=storage.join(job.output, "results.parquet"),
-    )
+    return summarize(progress, results, results_uri)
 
 
 _FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pipeline.batch.driver import RunProgress
+from pipeline.batch.summary import RunProgress
 
 
 @contextmanager

@@ -26,8 +26,9 @@ from model.degradation.engine import apply_plan, image_to_tensor, sample_plan, t
 from model.metrics import psnr, ssim
 from model.restoration.config import small
 from model.restoration.generator import Generator
-from pipeline.batch.config import PipelineConfig
-from pipeline.batch.driver import RestoreJob, RunSummary, restore_archive
+from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.batch.driver import restore_archive
+from pipeline.batch.summary import RunSummary
 from pipeline.tools.gallery import write_gallery
 
 # (scikit-image sample, severity). Every sample appears at two severities.

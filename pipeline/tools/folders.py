@@ -23,9 +23,11 @@ from model.degradation.engine import (
     sample_plan,
     tensor_to_image,
 )
+from model.files import write_atomically
 from model.formats import IMAGE_EXTENSIONS
 from model.metrics import mask_iou, psnr, ssim
 from model.restoration.baseline import restore_classical
+from pipeline.manifest import one_line
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -37,6 +39,14 @@ def list_images(folder: Path) -> list[Path]:
 def image_seed(seed: int, name: str) -> np.random.Generator:
     """Per-image generator from (seed, file name): adding files to a folder never changes the others."""
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def refuse_same_folder(src: Path, dst: Path) -> None:
+    """Every folder tool writes beside its input, never over it: ``dst == src`` is a one-line error."""
+    if Path(dst).resolve() == Path(src).resolve():
+        raise ValueError(
+            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,7 @@ def degrade_folder(src: Path, dst: Path, severity: str = "medium", seed: int = 0
     """For each image in ``src`` write ``<stem>.png`` (degraded), ``<stem>.clean.png`` (the target: grayscale
     when the plan made the photo grayscale) and ``<stem>.mask.png`` (defect mask) to ``dst``.
     Refuses dst == src so originals are never overwritten."""
-    if dst.resolve() == src.resolve():
-        raise ValueError(
-            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
-        )
+    refuse_same_folder(src, dst)
     dst.mkdir(parents=True, exist_ok=True)
     for path in list_images(src):
         with Image.open(path) as image:
@@ -93,10 +100,7 @@ def stylize_folder(src: Path, dst: Path, params, seed: int = 0) -> Iterator[Fold
 
     def stylize(path: Path, image: Image.Image) -> Image.Image:
         look_seed = int(image_seed(seed, path.name).integers(2**31))
-        printed = tensor_to_image(render(image_to_tensor(image), params, look_seed))
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            printed.putalpha(image.convert("RGBA").getchannel("A"))
-        return printed
+        return like_source(tensor_to_image(render(image_to_tensor(image), params, look_seed)), image, False)
 
     yield from map_folder(src, dst, stylize)
 
@@ -113,10 +117,7 @@ def map_folder(
     Outputs already in ``dst`` are kept (a re-run resumes), an unreadable image is reported as failed and the
     rest go on, a killed run never leaves a half-written file under a final name, and ``dst == src`` is
     refused so originals are never written. ``degrade_outputs`` skips a degrade folder's targets and masks."""
-    if dst.resolve() == src.resolve():
-        raise ValueError(
-            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
-        )
+    refuse_same_folder(src, dst)
     dst.mkdir(parents=True, exist_ok=True)
     inputs = list_images(src)
     if degrade_outputs:
@@ -132,11 +133,10 @@ def map_folder(
             with Image.open(path) as image:
                 written = transform(path, ImageOps.exif_transpose(image))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:  # truncated, not an image, huge
-            yield FolderOutcome(path, out, "failed", f"{path.name}: {exc}".splitlines()[0])
+            yield FolderOutcome(path, out, "failed", f"{path.name}: {one_line(exc)}")
             continue
-        tmp = out.with_name(f".{out.name}.tmp")
-        written.save(tmp, format="PNG")
-        tmp.replace(out)  # atomic: a killed run never leaves a half-written output under the final name
+        # Atomic: a killed run never leaves a half-written output under the final name.
+        write_atomically(out, lambda file, image=written: image.save(file, format="PNG"))
         yield FolderOutcome(path, out, "ok")
 
 

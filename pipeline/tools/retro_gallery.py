@@ -14,7 +14,8 @@ from PIL import Image
 from model.degradation.engine import image_to_tensor, tensor_to_image
 from model.retro.eras import era
 from model.retro.render import render
-from pipeline.tools.folders import image_seed, list_images
+from pipeline.manifest import one_line
+from pipeline.tools.folders import image_seed, list_images, refuse_same_folder
 from pipeline.tools.gallery import PAGE_CSS, THUMBS_DIR, preview
 
 PAGE_FILE = "retro.html"
@@ -35,10 +36,7 @@ def write_retro_gallery(
     ``endpoint_url``; default the shipped one), into ``dst/thumbs/``; write ``dst/retro.html``.
     An unreadable photo gets a row saying why; ``dst == src`` is refused."""
     looks = {name: era(name) for name in eras}  # a bad era name fails before any work
-    if Path(dst).resolve() == Path(src).resolve():
-        raise ValueError(
-            f"{dst}: output folder is the input folder; choose another so originals stay untouched"
-        )
+    refuse_same_folder(src, dst)
     (dst / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
     transfer = _reference_look(reference, model, endpoint_url, dst) if reference else None
     rows = []
@@ -47,7 +45,7 @@ def write_retro_gallery(
             with Image.open(path) as image:
                 photo = preview(image, side).convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            reason = html.escape(f"{path.name}: {exc}".splitlines()[0])
+            reason = html.escape(f"{path.name}: {one_line(exc)}")
             columns = len(looks) + 1 + (transfer is not None)
             rows.append(f'<tr><td colspan="{columns}" class="err">{reason}</td></tr>')
             continue

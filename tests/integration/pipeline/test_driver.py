@@ -194,7 +194,7 @@ def test_refuses_output_inside_input(s3_server, ray_local, archive):
     ],
 )
 def test_failure_reasons_group_errors_by_kind(error, reason):
-    from pipeline.batch.driver import failure_reason
+    from pipeline.batch.summary import failure_reason
 
     assert failure_reason(error) == reason
 

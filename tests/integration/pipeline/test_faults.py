@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.batch.config import PipelineConfig
-from pipeline.batch.driver import RestoreJob, RunProgress, restore_archive
+from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.batch.driver import restore_archive
+from pipeline.batch.summary import RunProgress
 from pipeline.manifest import read_results
 from pipeline.storage import StorageOptions
 

@@ -12,8 +12,9 @@ import ray
 from PIL import Image
 from ray.cluster_utils import Cluster
 
-from pipeline.batch.config import PipelineConfig
-from pipeline.batch.driver import RestoreJob, RunProgress, restore_actors, restore_archive
+from pipeline.batch.config import PipelineConfig, RestoreJob
+from pipeline.batch.driver import restore_actors, restore_archive
+from pipeline.batch.summary import RunProgress
 from pipeline.manifest import read_results
 from pipeline.storage import Storage
 

@@ -1,4 +1,5 @@
-"""The independent re-implementation of the published BOPBtL degradation recipe (model/published.py)."""
+"""The independent re-implementation of the published BOPBtL degradation recipe
+(model/degradation/published.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How a run cuts its rows into Ray Data blocks (``run.blocks_of``): tiny images share a block, large ones
+"""How a run cuts its rows into Ray Data blocks (``driver.blocks_of``): tiny images share a block, large ones
 spread out, and every row is in exactly one block, in manifest order."""
 
 from __future__ import annotations

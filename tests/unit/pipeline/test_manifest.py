@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -223,6 +224,16 @@ def test_result_parts_round_trip_and_drop_extra_columns(place):
     assert table["id"].to_pylist() == ["a", "b", "c"]
     assert table["error"].to_pylist() == [None, None, "truncated JPEG"]
     assert read_results(root, storage, columns=["status", "id"]).column_names == ["status", "id"]
+    # The stages say "none" with "" (a plain string column through Ray); results say it with null, as the
+    # planner's refused rows do.
+    staged = results(["d"], "failed", "unreadable")
+    for name in ("error", "output_uri", "output_sha256", "input_etag"):
+        staged = staged.set_column(staged.schema.get_field_index(name), name, pa.array([""]))
+    write_result_part(root, staged, storage)
+    failed = read_results(root, storage).filter(pc.equal(pc.field("id"), "d"))
+    assert [failed[name][0].as_py() for name in ("error", "output_uri", "output_sha256", "input_etag")] == [
+        None
+    ] * 4
     if not root.startswith("s3://"):
         assert all(name.startswith("part-") for name in os.listdir(storage.join(root, RESULTS_DIR)))
 
