@@ -33,7 +33,7 @@ from pipeline.batch.outputs import check_output_prefix
 from pipeline.batch.remote import submit_restore
 from pipeline.batch.summary import RunProgress, RunSummary
 from pipeline.manifest import read_manifest
-from pipeline.storage import Storage
+from pipeline.storage import Storage, StorageOptions
 
 PROGRESS_EVERY_S = 2.0  # at most one progress update per this many seconds: the UI polls, rows are fast
 
@@ -80,11 +80,15 @@ def restore_archive_flow(
     model: str | None = None,
     ray_address: str | None = None,
     batch_size: int = PipelineConfig.batch_size,
+    tile: int = PipelineConfig.tile,
+    overlap: int = PipelineConfig.overlap,
     tiles_per_batch: int = PipelineConfig.tiles_per_batch,
     limit: int | None = None,
     max_pixels: int = PipelineConfig.max_pixels,
     output_format: str = PipelineConfig.output_format,
     endpoint_url: str | None = None,
+    outage_patience: float = StorageOptions.outage_patience_s,
+    flush_rows: int = RestoreJob.flush_rows,
     ray_job_server: str | None = None,
 ) -> dict[str, Any]:
     """Restore every image of MANIFEST not yet restored under OUTPUT (re-running resumes) and report.
@@ -98,12 +102,16 @@ def restore_archive_flow(
         output,
         model=model,
         endpoint_url=endpoint_url,
+        outage_patience_s=outage_patience,
         batch_size=batch_size,
+        tile=tile,
+        overlap=overlap,
         tiles_per_batch=tiles_per_batch,
         max_pixels=max_pixels,
         output_format=output_format,
         ray_address=ray_address,
         limit=limit,
+        flush_rows=flush_rows,
     )
     summary = plan_run_publish(job, ray_job_server, "restore", "restored", "Before and after")
     logger.info(

@@ -10,7 +10,8 @@ from typing import Any
 from prefect import flow
 
 from flows.restore import plan_run_publish
-from pipeline.batch.config import PipelineConfig, stylize_job
+from pipeline.batch.config import PipelineConfig, RestoreJob, stylize_job
+from pipeline.storage import StorageOptions
 
 
 @flow(name="stylize-archive", log_prints=True)
@@ -26,6 +27,8 @@ def stylize_archive_flow(
     max_pixels: int = PipelineConfig.max_pixels,
     output_format: str = PipelineConfig.output_format,
     endpoint_url: str | None = None,
+    outage_patience: float = StorageOptions.outage_patience_s,
+    flush_rows: int = RestoreJob.flush_rows,
     ray_job_server: str | None = None,
 ) -> dict[str, Any]:
     """Give every image of MANIFEST not yet done under OUTPUT the look of ERA (``patina retro eras``) or of
@@ -38,11 +41,13 @@ def stylize_archive_flow(
         era=era,
         reference=reference,
         endpoint_url=endpoint_url,
+        outage_patience_s=outage_patience,
         batch_size=batch_size,
         max_pixels=max_pixels,
         output_format=output_format,
         ray_address=ray_address,
         limit=limit,
+        flush_rows=flush_rows,
     )
     # A bad era name fails the check task, once, before any work.
     look = era if era is not None else f"the look of {reference}"

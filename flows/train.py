@@ -54,6 +54,7 @@ def train_gan_flow(
     batch_size: int | None = None,
     crop: int | None = None,
     checkpoint_every: int | None = None,
+    mixture: str | None = None,
     workers: int = TrainJob.workers,
     gpu: bool = TrainJob.gpu,
     resume: bool = False,
@@ -64,7 +65,8 @@ def train_gan_flow(
 ) -> dict[str, Any]:
     """Train into OUTPUT (a run directory), then score OUTPUT/model.safetensors and the registry's current
     model on the same fixed degraded copy of VAL (a folder on every node, or s3://; photos centre-cropped to
-    ``val_max_side`` so scoring stays bounded); the candidate replaces REGISTRY/latest only if better."""
+    ``val_max_side`` so scoring stays bounded); the candidate replaces REGISTRY/latest only if better. The
+    registry scores restoration models: retro runs train with `patina train --family retro`."""
     logger = get_run_logger()
     job = train_job(
         data,
@@ -72,6 +74,7 @@ def train_gan_flow(
         output,
         preset=preset,
         time_budget=time_budget,
+        mixture=mixture,
         endpoint_url=endpoint_url,
         steps=steps,
         batch_size=batch_size,

@@ -76,3 +76,18 @@ def test_one_train_job_builder_for_the_command_line_and_the_flow():
             default = getattr(parameter.default, "default", parameter.default)
             if name in ("workers", "gpu", "resume"):
                 assert default == getattr(TrainJob, name), (command.__name__, name)
+
+
+@pytest.mark.parametrize(
+    ("command", "flow"),
+    [(archive.restore, restore_archive_flow.fn), (archive.stylize, stylize_archive_flow.fn)],
+)
+def test_the_command_and_its_flow_take_the_same_job_options(command, flow):
+    # The flow had drifted (no tile, overlap, flush_rows or outage patience): what a user can set on the
+    # command line, a scheduled run can set too. Only where each runs differs.
+    local_only = {"ctx", "dashboard", "job_json"}  # a terminal's run: a dashboard, a Ray Job's --job
+    flow_only = {"ray_job_server"}  # a flow may submit the run as a Ray Job
+    assert (
+        set(inspect.signature(command).parameters) - local_only
+        == set(inspect.signature(flow).parameters) - flow_only
+    )
