@@ -98,7 +98,7 @@ def test_restore_command_round_trips_every_option():
     assert RestoreJob.from_json('{"manifest": "m", "output": "o", "pipeline": null}') == RestoreJob("m", "o")
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from flows.cli import app
 
     # --help after all options: the real CLI parses the command we generate (and exits before running).
     result = CliRunner().invoke(app, [*argv[1:], "--help"])

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from flows.cli import app
 from model.checkpoints import load_generator
 from model.retro.eras import era
 from model.retro.generator import stylize
@@ -23,7 +24,6 @@ from pipeline.batch.config import PipelineConfig
 from pipeline.batch.driver import RestoreJob, restore_archive
 from pipeline.batch.stages import image_at, images_column
 from pipeline.batch.stylizer import Stylizer, era_model_id, read_reference
-from pipeline.cli import app
 from pipeline.manifest import MODEL_METADATA
 from pipeline.storage import Storage, StorageOptions
 

@@ -146,7 +146,7 @@ def test_patina_train_cli_trains_refuses_to_overwrite_and_resumes(ray_local, pho
     # without --resume (one line, nothing touched), then --resume with a larger budget goes on from step 2.
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from flows.cli import app
 
     run = tmp_path / "cli-run"
     args = ["train", "--data", str(photo_folders / "train"), "--val", str(photo_folders / "val")]
@@ -179,9 +179,9 @@ def test_the_same_trainer_trains_the_retro_family_and_resumes_it(ray_local, phot
     # GAN, its rendered samples and its validation (look transfer where the truth is known).
     from typer.testing import CliRunner
 
+    from flows.cli import app
     from model.checkpoints import load_generator
     from model.retro.generator import RetroModel
-    from pipeline.cli import app
 
     run = tmp_path / "retro-run"
     args = ["train", "--family", "retro", "--preset", "tiny", "--data", str(photo_folders / "train")]

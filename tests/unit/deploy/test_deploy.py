@@ -16,7 +16,7 @@ import typer.main
 import yaml
 from prefect import Flow
 
-from flows.cli import app  # the installed `patina`: pipeline's commands and serve
+from flows.cli import app  # the installed `patina`
 from flows.serve import FLOWS, _check_parameters, load_schedules
 
 REPO = Path(__file__).resolve().parents[3]

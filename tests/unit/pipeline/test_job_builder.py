@@ -5,11 +5,11 @@ import inspect
 
 import pytest
 
+from flows.cli import archive
 from flows.restore import restore_archive_flow
 from flows.stylize import stylize_archive_flow
 from model.files import DEFAULT_CHECKPOINT, DEFAULT_RETRO_CHECKPOINT
 from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job, stylize_job
-from pipeline.cli import archive
 from pipeline.storage import StorageOptions
 
 
@@ -50,9 +50,9 @@ def test_every_entry_point_defaults_to_the_config(command):
 
 
 def test_one_train_job_builder_for_the_command_line_and_the_flow():
+    from flows.cli import models
     from flows.train import train_gan_flow
     from model.restoration.config import preset
-    from pipeline.cli import models
     from pipeline.training.job import TrainJob, train_job
 
     job = train_job("photos", "val", "run", steps=None, workers=None, time_budget=None, endpoint_url=None)

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from flows.cli import app
 from model.checkpoints import DEFAULT_CHECKPOINT
-from pipeline.cli import app
 from pipeline.tools.folders import evaluate_folders
 
 runner = CliRunner()

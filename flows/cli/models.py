@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.base import app, console, model_app, user_errors
+from flows.cli.base import app, console, model_app, user_errors
 from pipeline.training.job import TrainJob
 
 

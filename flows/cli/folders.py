@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.base import app, console, db, report_folder, user_errors
+from flows.cli.base import app, console, db, report_folder, user_errors
 
 
 @app.command()

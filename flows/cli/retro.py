@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli.base import console, report_folder, retro_app, user_errors
+from flows.cli.base import console, report_folder, retro_app, user_errors
 
 
 @retro_app.command("eras")

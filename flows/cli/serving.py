@@ -1,7 +1,4 @@
-"""The `patina` command as installed: pipeline's commands (pipeline/cli/) plus `patina serve`, which serves
-the Prefect flows on their schedules. It sits here, on top: it imports pipeline/ and flows/, and neither
-imports it, so no module reaches up a layer. ``python -m flows.cli`` runs it without the console script.
-"""
+"""`patina serve`: serve the Prefect flows on their schedules."""
 
 from __future__ import annotations
 
@@ -9,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app
-from pipeline.cli.base import console, user_errors
+from flows.cli.base import app, console, user_errors
 
 
 @app.command()
@@ -32,9 +28,3 @@ def serve(
         console.print(f"registered {len(schedules)} deployments")
         return
     serve_flows(schedules)
-
-
-__all__ = ["app"]
-
-if __name__ == "__main__":
-    app()

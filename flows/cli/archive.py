@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from flows.cli.base import app, console, db, manifest_app, user_errors
 from pipeline.batch.config import PipelineConfig, RestoreJob, archive_job, stylize_job
 from pipeline.batch.outputs import OUTPUT_FORMATS
-from pipeline.cli.base import app, console, db, manifest_app, user_errors
 from pipeline.storage import StorageOptions
 
 FORMAT_HELP = "same | " + " | ".join(f for f in OUTPUT_FORMATS if f != "same")
@@ -107,8 +107,8 @@ def restore(
 
 def _run_archive(job: Any, done: str) -> None:
     """Run an archive job (restore or stylize) with a progress bar and print its summary."""
+    from flows.cli.progress import progress_reporter
     from pipeline.batch.driver import restore_archive
-    from pipeline.cli.progress import progress_reporter
 
     with progress_reporter(console) as report:
         summary = restore_archive(job, on_progress=report)
