@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from model.restoration.config import DiscriminatorConfig
+from model.config import DiscriminatorConfig
 
 
 class PatchDiscriminator(nn.Module):

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
+from model.context import tone_context
 from model.degradation.engine import image_to_tensor, like_source, tensor_to_image
-from model.restoration.generator import Generator, tone_context
+from model.restoration.generator import Generator
 
 
 def default_autocast(device: torch.device) -> torch.dtype | None:

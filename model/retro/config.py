@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.restoration.config import DiscriminatorConfig, LossConfig, ModelConfig, TrainConfig
+from model.config import DiscriminatorConfig, LossConfig, ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.restoration.generator import CONTEXT_FEATURES, tone_context
+from model.context import CONTEXT_FEATURES, tone_context
 from model.retro import targets
 from model.retro.config import EncoderConfig
 from model.retro.params import SENSITIVITIES, RetroParams

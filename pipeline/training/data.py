@@ -80,7 +80,7 @@ def worker_photos(shard, rank: int, world_size: int) -> list[np.ndarray]:
 
 
 # Pairs cropped from a thumbnail of the whole photo (a crop then holds most of the picture): the generator's
-# tone head reads whole-image statistics at inference (generator.tone_context), so it must also learn from
+# tone head reads whole-image statistics at inference (model/context.tone_context), so it must also learn from
 # crops whose statistics are those of a whole photo, not only of a patch of sky or a face.
 WHOLE_PHOTO_FRACTION = 0.3
 

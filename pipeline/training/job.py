@@ -8,7 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.restoration.config import DegradationConfig, TrainConfig
+from model.config import TrainConfig
+from model.restoration.config import DegradationConfig
 from model.restoration.config import preset as restoration_preset
 from model.retro.config import preset as retro_preset
 from pipeline.storage import StorageOptions

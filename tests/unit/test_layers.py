@@ -45,3 +45,19 @@ def test_nothing_imports_the_cli_on_top():
         and any(name == "flows.cli" or name.startswith("flows.cli.") for name in _modules(path))
     ]
     assert not users, users
+
+
+def test_model_families_share_only_what_lies_beside_them():
+    # model/restoration/ and model/retro/ each build on model/'s shared modules (config, context, losses,
+    # discriminator, degradation), never on each other: a third family copies neither.
+    families = ("restoration", "retro")
+    crossings = []
+    for family in families:
+        others = {f"model.{other}" for other in families if other != family}
+        for path in sorted((REPO / "model" / family).rglob("*.py")):
+            bad = {
+                name for name in _modules(path) if any(name == o or name.startswith(o + ".") for o in others)
+            }
+            if bad:
+                crossings.append(f"{path.relative_to(REPO)} imports {sorted(bad)}")
+    assert not crossings, crossings
