@@ -33,7 +33,9 @@ FORMAT_VERSION = 2  # 2: records the model family; version-1 files are all resto
 _META_KEY = "patina"
 
 
-class Storage(Protocol):
+class ByteReader(Protocol):
+    """What the loader needs of a store (pipeline.storage.Storage is one); model/ imports nothing above it."""
+
     def read_bytes(self, uri: str) -> bytes: ...
 
 
@@ -191,7 +193,7 @@ def generator_from_tensors(
 
 
 def load_generator(
-    uri: str | Path, storage: Storage | None = None, device: str | torch.device = "cpu"
+    uri: str | Path, storage: ByteReader | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, CheckpointMeta, str]:
     """The one loader: an inference checkpoint from a local path, or from ``storage.read_bytes`` (s3:// and
     local through pipeline.storage.Storage). Returns (generator in eval mode, metadata, model id)."""
