@@ -23,14 +23,14 @@ from pipeline.storage import Storage, StorageOptions
     retry_condition_fn=infrastructure_error,
     cache_policy=NO_CACHE,
 )
-def list_images(source: str, out: str, storage: StorageOptions) -> int:
+def list_archive(source: str, out: str, storage: StorageOptions) -> int:
     return build_manifest(source, out, Storage(storage))
 
 
 @flow(name="build-manifest", log_prints=True)
 def build_manifest_flow(source: str, out: str, endpoint_url: str | None = None) -> dict[str, Any]:
     """Write OUT (a .parquet manifest, local or s3://) listing every image under SOURCE."""
-    count = list_images(source, out, StorageOptions(endpoint_url=endpoint_url))
+    count = list_archive(source, out, StorageOptions(endpoint_url=endpoint_url))
     get_run_logger().info("%d images listed from %s into %s", count, source, out)
     create_markdown_artifact(
         f"# Manifest\n\n{count:,} images under `{source}`, written to `{out}`.\n",

@@ -67,7 +67,7 @@ def test_every_flow_task_that_may_retry_retries_only_infrastructure():
         flows.restore.check: 3,
         flows.restore.restore: 2,
         flows.train.train: 1,
-        flows.manifest.list_images: 3,
+        flows.manifest.list_archive: 3,
         flows.train.evaluate_and_promote: 0,  # promotion writes the registry: never run twice
     }
     for task, retries in expected.items():
