@@ -169,7 +169,7 @@ class PairPool(RenderedPool):
     ):
         super().__init__(seed, rank, size, refresh, device)
         self.photos, self.crop, self.mixture = photos, crop, mixture
-        self.thumbnails = [_thumbnail(photo, round(crop * 1.25)) for photo in photos]
+        self.thumbnails = [shrunk(photo, round(crop * 1.25)) for photo in photos]
 
     @property
     def degraded(self) -> torch.Tensor:
@@ -214,7 +214,7 @@ class PairPool(RenderedPool):
         return tuple((t * 255).round().to(torch.uint8) for t in (degraded, target, mask))
 
 
-def _thumbnail(photo: np.ndarray, short_side: int) -> np.ndarray:
+def shrunk(photo: np.ndarray, short_side: int) -> np.ndarray:
     """The photo scaled down (area-averaged) so its short side is ``short_side``; small photos as they are."""
     h, w = photo.shape[:2]
     if min(h, w) <= short_side:

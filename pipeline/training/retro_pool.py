@@ -16,7 +16,7 @@ from model.retro import targets
 from model.retro.gan import RetroBatch
 from model.retro.render import render
 from model.retro.sampling import sample_params
-from pipeline.training.data import RenderedPool, _thumbnail
+from pipeline.training.data import RenderedPool, shrunk
 
 
 class RetroPool(RenderedPool):
@@ -33,7 +33,7 @@ class RetroPool(RenderedPool):
         super().__init__(seed, rank, size, refresh, device)
         self.side = side
         # Squares are cut from thumbnails of at least twice the side: the same content, a tenth of the work.
-        self.photos = [_thumbnail(photo, 2 * side) for photo in photos]
+        self.photos = [shrunk(photo, 2 * side) for photo in photos]
 
     def batch(self, step: int, batch_size: int) -> RetroBatch:
         _, index = self._draw(step, batch_size)
