@@ -78,14 +78,24 @@ def _crease(rng, h: int, w: int, s: float) -> dict:
     if rng.random() < 0.6:  # prints are mostly folded in half or in quarters
         angle = rng.choice([0.0, math.pi / 2]) + rng.normal(0, 0.08)
     return {
-        "angle": _r(angle), "x": _r(rng.uniform(0.2, 0.8) * (w - 1)),
+        "angle": _r(angle),
+        "x": _r(rng.uniform(0.2, 0.8) * (w - 1)),
         "y": _r(rng.uniform(0.2, 0.8) * (h - 1)),
-        "wobble": [[_r(rng.uniform(0, 0.008) * side), _r(rng.uniform(0.3, 1.5) * side),
-                    _r(rng.uniform(0, 2 * math.pi))] for _ in range(2)],
-        "width": _r(max(1.0, rng.uniform(2.0, 6.0) * s)), "shade": _r(rng.uniform(0.08, 0.3)),
-        "shift": _r(rng.uniform(0.3, 1.5) * s), "crack_width": _r(max(0.7, rng.uniform(0.8, 2.2) * s)),
-        "crack_opacity": _r(rng.uniform(0.6, 1.0)), "crack_cover": _r(rng.uniform(0.4, 0.95)),
-    }  # fmt: skip
+        "wobble": [
+            [
+                _r(rng.uniform(0, 0.008) * side),
+                _r(rng.uniform(0.3, 1.5) * side),
+                _r(rng.uniform(0, 2 * math.pi)),
+            ]
+            for _ in range(2)
+        ],
+        "width": _r(max(1.0, rng.uniform(2.0, 6.0) * s)),
+        "shade": _r(rng.uniform(0.08, 0.3)),
+        "shift": _r(rng.uniform(0.3, 1.5) * s),
+        "crack_width": _r(max(0.7, rng.uniform(0.8, 2.2) * s)),
+        "crack_opacity": _r(rng.uniform(0.6, 1.0)),
+        "crack_cover": _r(rng.uniform(0.4, 0.95)),
+    }
 
 
 def _tear(rng, h: int, w: int, s: float) -> dict:
@@ -103,10 +113,14 @@ def _tear(rng, h: int, w: int, s: float) -> dict:
         x = (along * (w - 1), along * (w - 1), -out, w - 1 + out)[side_index]
         y = (-out, h - 1 + out, along * (h - 1), along * (h - 1))[side_index]
     return {
-        "x": _r(x), "y": _r(y), "radius": _r(radius), "harmonics": _harmonics(rng, 5, 0.3),
-        "jag": _r(max(0.5, rng.uniform(1.5, 4.0) * s)), "fibre": _r(max(1.0, rng.uniform(2.0, 6.0) * s)),
+        "x": _r(x),
+        "y": _r(y),
+        "radius": _r(radius),
+        "harmonics": _harmonics(rng, 5, 0.3),
+        "jag": _r(max(0.5, rng.uniform(1.5, 4.0) * s)),
+        "fibre": _r(max(1.0, rng.uniform(2.0, 6.0) * s)),
         "fill": _paper(rng) if rng.random() < 0.6 else _dark(rng),
-    }  # fmt: skip
+    }
 
 
 def _stain(rng, h: int, w: int, s: float) -> dict:
@@ -116,10 +130,14 @@ def _stain(rng, h: int, w: int, s: float) -> dict:
         sorted(rng.uniform(0.6, 0.95, size=int(rng.integers(0, 3))).tolist(), reverse=True) if water else []
     )
     return {
-        "x": _r(rng.uniform(0, w - 1)), "y": _r(rng.uniform(0, h - 1)), "radius": _r(radius),
-        "harmonics": _harmonics(rng, 4, 0.4), "softness": _r(max(0.5, radius * rng.uniform(0.05, 0.3))),
+        "x": _r(rng.uniform(0, w - 1)),
+        "y": _r(rng.uniform(0, h - 1)),
+        "radius": _r(radius),
+        "harmonics": _harmonics(rng, 4, 0.4),
+        "softness": _r(max(0.5, radius * rng.uniform(0.05, 0.3))),
         "tint": [_r(rng.uniform(0.8, 0.95)), _r(rng.uniform(0.6, 0.8)), _r(rng.uniform(0.3, 0.55))],
         "strength": _r(rng.uniform(0.05, 0.25) if water else rng.uniform(0.5, 0.95)),
-        "rings": [1.0] + [_r(r) for r in rings], "ring": _r(max(0.7, rng.uniform(2.0, 8.0) * s)),
+        "rings": [1.0] + [_r(r) for r in rings],
+        "ring": _r(max(0.7, rng.uniform(2.0, 8.0) * s)),
         "ring_strength": _r(rng.uniform(0.6, 1.0) if water else rng.uniform(0.3, 0.7)),
-    }  # fmt: skip
+    }
