@@ -1,8 +1,8 @@
 """The batch restoration job: manifest -> fetch -> decode -> restore (actors on GPUs) -> encode/write.
 With ``--model era:NAME`` the same job renders period prints instead (``Stylizer`` in place of ``Restorer``).
 
-``build_dataset`` and ``read_images`` (which training shares, adding one RGB step) are the only places that
-chain the stages and set batch sizes, GPUs and pool sizes (Ray's arguments for these change between
+``build_dataset`` and ``stages.read_images`` (which training shares, adding one RGB step) are the only places
+that chain the stages and set batch sizes, GPUs and pool sizes (Ray's arguments for these change between
 releases: one place, one diff). ``restore_archive`` plans the run once (skipping rows already ok), drives
 the dataset, and records result parts as rows complete, so killing the driver at any moment loses at most
 the rows of one unflushed part, which the next run simply redoes.
@@ -25,7 +25,7 @@ from pipeline.batch.fused import FusedActor
 from pipeline.batch.identity import identify_model
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
-from pipeline.batch.stages import decode, encode_and_write, fetch
+from pipeline.batch.stages import encode_and_write, read_images
 from pipeline.batch.stylizer import ReferenceStylizer, Stylizer, era_name
 from pipeline.batch.summary import RunProgress, RunSummary, failure_reason, summarize
 from pipeline.manifest import (
@@ -140,16 +140,6 @@ def blocks_of(todo: pa.Table, max_rows: int, block_bytes: int) -> list[pa.Table]
         count += 1
     ends = [*starts[1:], todo.num_rows]
     return [rows.slice(start, end - start) for start, end in zip(starts, ends, strict=True)] or [rows]
-
-
-def read_images(ds: ray.data.Dataset, storage: Storage, max_pixels: int) -> ray.data.Dataset:
-    """fetch -> decode as Ray tasks, one call per block: the archive job's GPU path, and training's clean
-    photos (pipeline/training/data.py). Fetching is I/O bound, so its tasks reserve a quarter CPU and many
-    run at once (that also keeps Ray from fusing it into the decode tasks)."""
-    ds = ds.map_batches(
-        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
-    )
-    return ds.map_batches(decode, fn_kwargs={"max_pixels": max_pixels}, batch_size=None, batch_format="numpy")
 
 
 def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] | None = None) -> RunSummary:

@@ -137,6 +137,17 @@ def decode(batch: Columns, max_pixels: int) -> Columns:
     }
 
 
+def read_images(ds: Any, storage: Storage, max_pixels: int) -> Any:
+    """fetch -> decode as Ray tasks over a ``ray.data.Dataset``, one call per block: the archive job's GPU
+    path, and training's clean photos (pipeline/training/data.py). Fetching is I/O bound, so its tasks
+    reserve a quarter CPU and many run at once (that also keeps Ray from fusing it into the decode tasks).
+    Here, beside the stages, so training chains them without importing the job's driver and its models."""
+    ds = ds.map_batches(
+        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
+    )
+    return ds.map_batches(decode, fn_kwargs={"max_pixels": max_pixels}, batch_size=None, batch_format="numpy")
+
+
 def encode_and_write(
     batch: Columns, output_prefix: str, output_format: str, storage: Storage, model_id: str
 ) -> Columns:

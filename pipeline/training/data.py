@@ -21,8 +21,7 @@ from model.degradation.engine import apply_plan
 from model.degradation.mixture import sample_training_plan
 from model.formats import IMAGE_EXTENSIONS
 from model.restoration.gan import Batch
-from pipeline.batch.driver import read_images
-from pipeline.batch.stages import image_at, images_column
+from pipeline.batch.stages import image_at, images_column, read_images
 from pipeline.manifest import read_manifest
 from pipeline.storage import Storage
 
