@@ -212,6 +212,18 @@ def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Pla
     return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo, models=models)
 
 
+def refuse_other_models(plan: Plan, output: str, model_id: str) -> None:
+    """One output prefix, one model: resuming with another model would mix two models' restorations under
+    one results manifest (and skip the rows the first one did). A ValueError: the user's to fix, never
+    retried."""
+    others = plan.models - {model_id}
+    if others:
+        raise ValueError(
+            f"{output}: already holds images restored by model {sorted(others)[0]}, not {model_id}; "
+            "resume with that model or choose a new output prefix"
+        )
+
+
 def finalize_results(
     manifest: pa.Table, prefix_uri: str, storage: Storage, model: dict[str, Any] | None = None
 ) -> pa.Table:

@@ -30,11 +30,11 @@ from pipeline.batch.stylizer import ReferenceStylizer, Stylizer, era_name
 from pipeline.batch.summary import RunProgress, RunSummary, failure_reason, summarize
 from pipeline.manifest import (
     RESULTS_FILE,
-    Plan,
     conform_results,
     finalize_results,
     plan_remaining,
     read_manifest,
+    refuse_other_models,
     write_result_part,
 )
 from pipeline.storage import Storage
@@ -149,7 +149,7 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     check_output_prefix(manifest["uri"], job.output)
     model_id, described = identify_model(job.model, storage, job.reference)
     plan = plan_remaining(manifest, job.output, storage)
-    _check_same_model(plan, job.output, model_id)
+    refuse_other_models(plan, job.output, model_id)
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)
@@ -211,17 +211,6 @@ def _refuse_collisions(
         progress.failed += n
         failures.update(failure_reason(error) for error in errors)
     return todo.filter(pc.invert(doomed))
-
-
-def _check_same_model(plan: Plan, output: str, model_id: str) -> None:
-    """One output prefix, one model: resuming with another model would mix two models' restorations under
-    one results manifest (and skip the rows the first one did)."""
-    others = plan.models - {model_id}
-    if others:
-        raise ValueError(
-            f"{output}: already holds images restored by model {sorted(others)[0]}, not {model_id}; "
-            "resume with that model or choose a new output prefix"
-        )
 
 
 def _connect(job: RestoreJob) -> tuple[bool, str | None]:

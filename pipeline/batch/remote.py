@@ -22,7 +22,7 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from pipeline.batch.config import RestoreJob
 from pipeline.batch.summary import RunProgress, RunSummary, summarize
-from pipeline.manifest import RESULTS_FILE, plan_remaining, read_manifest, read_results
+from pipeline.manifest import RESULTS_FILE, plan_remaining, read_manifest, read_results, refuse_other_models
 from pipeline.storage import Storage, StorageError
 
 POLL_S = 5.0
@@ -49,6 +49,12 @@ def submit_restore(
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     before = plan_remaining(manifest, job.output, storage)
+    # Another model's outputs under this prefix would fail the job on the cluster, where a failed job looks
+    # like lost infrastructure and is retried: refuse here, once. (Lazy: the model code is heavy, and the
+    # flows import this module to know RayJobFailed.)
+    from pipeline.batch.identity import identify_model
+
+    refuse_other_models(before, job.output, identify_model(job.model, storage, job.reference)[0])
     to_do = before.todo.num_rows if job.limit is None else min(job.limit, before.todo.num_rows)
     progress = RunProgress(total=before.total, already_done=before.done, to_do=to_do)
     client = JobSubmissionClient(job_server)

@@ -157,6 +157,12 @@ def test_restores_s3_archive_with_bad_rows(s3_server, ray_local, archive, tiny_c
     other = dataclasses.replace(job, model=str(DEFAULT_CHECKPOINT))
     with pytest.raises(ValueError, match="already holds images restored by model tiny-"):
         restore_archive(other)
+    # As a Ray Job too: refused by the watcher before it submits (on the cluster the failure would look
+    # like lost infrastructure and be retried). No job server is reached: none listens on port 9.
+    from pipeline.batch.remote import submit_restore
+
+    with pytest.raises(ValueError, match="already holds images restored by model tiny-"):
+        submit_restore(other, "http://127.0.0.1:9")
 
 
 def test_refuses_output_inside_input(s3_server, ray_local, archive):
