@@ -54,7 +54,7 @@ def check(job: RestoreJob) -> str:
 
 
 @task(retries=2, retry_delay_seconds=60, retry_condition_fn=infrastructure_error, cache_policy=NO_CACHE)
-def restore(job: RestoreJob, job_server: str | None = None) -> RunSummary:
+def restore(job: RestoreJob, job_server: str | None = None, model_id: str | None = None) -> RunSummary:
     progress_id = create_progress_artifact(
         progress=0.0, key="restore-progress", description=f"Restoring {job.manifest} into {job.output}"
     )
@@ -66,7 +66,10 @@ def restore(job: RestoreJob, job_server: str | None = None) -> RunSummary:
             last[0] = now
             update_progress_artifact(progress_id, _percent(p.processed, p.to_do), description=_describe(p))
 
-    summary = submit_restore(job, job_server, report) if job_server else restore_archive(job, report)
+    if job_server:  # the checked model id: the watcher need not read the model again
+        summary = submit_restore(job, job_server, report, model_id=model_id)
+    else:
+        summary = restore_archive(job, report)
     update_progress_artifact(
         progress_id, 100.0, description=f"{summary.ok} restored, {summary.failed} failed"
     )
@@ -127,8 +130,9 @@ def restore_archive_flow(
 def plan_run_publish(job: RestoreJob, job_server: str | None, kind: str, done: str, after: str) -> RunSummary:
     """The body every archive flow shares: check (a user error fails here, once), run, then publish the
     ``<kind>-summary`` table and the ``<kind>-report`` before/``after`` page."""
-    get_run_logger().info("model %s", check(job))
-    summary = restore(job, job_server)
+    model_id = check(job)
+    get_run_logger().info("model %s", model_id)
+    summary = restore(job, job_server, model_id)
     get_run_logger().info(f"%d rows: %d already {done} before this run", summary.total, summary.already_done)
     create_table_artifact(
         summary_table(summary), key=f"{kind}-summary", description=f"{job.manifest} -> {job.output}"

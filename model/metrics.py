@@ -38,7 +38,8 @@ def hf_ratio(restored: np.ndarray, clean: np.ndarray) -> float:
 
 
 def luma(image: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma (as Pillow's convert("L")) of an (H, W, 3+) image, float64; a 2-D image is its own."""
+    """Rec. 601 luma (the weights of Pillow's convert("L")) of an (H, W, 3+) image, float64; a 2-D image
+    is its own."""
     x = image.astype(np.float64)
     return x if x.ndim == 2 else x[..., :3] @ np.asarray(LUMA)
 

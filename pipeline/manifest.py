@@ -190,7 +190,7 @@ def read_results(prefix_uri: str, storage: Storage, columns: list[str] | None = 
         known = ", ".join(RESULT_SCHEMA.names)
         raise ManifestError(f"unknown result column(s) {', '.join(unknown)}; known: {known}")
     schema = pa.schema([RESULT_SCHEMA.field(c) for c in columns])
-    parts = _read_parts(prefix_uri, storage, columns, lambda t: t)
+    parts = _read_parts(prefix_uri, storage, columns, _empty_as_null)
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
@@ -306,6 +306,21 @@ def _require_ids(manifest: pa.Table) -> None:
 _EMPTY_IS_NULL = ("error", "output_uri", "output_sha256", "input_etag")
 
 
+def _empty_as_null(table: pa.Table) -> pa.Table:
+    """The stages write "" for "none" (a plain string column through Ray); results say it with null, so a
+    failed row reads alike whether a stage or the planner (refused collisions) recorded it, and parts
+    written before results said so read like new ones."""
+    for name in _EMPTY_IS_NULL:
+        if name in table.column_names:
+            column = table[name]
+            table = table.set_column(
+                table.schema.get_field_index(name),
+                name,
+                pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column),
+            )
+    return table
+
+
 def conform_results(table: pa.Table) -> pa.Table:
     """Result rows as RESULT_SCHEMA says (its columns, in order, cast; others dropped), with an empty error,
     output, digest or ETag read as none (null). The one place rows are shaped, by the job as they arrive and
@@ -317,15 +332,7 @@ def conform_results(table: pa.Table) -> pa.Table:
         part = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise ManifestError(f"result rows do not fit RESULT_SCHEMA ({one_line(exc)})") from None
-    # The stages write "" for "none" (a plain string column through Ray); results say it with null, so a
-    # failed row reads alike whether a stage or the planner (refused collisions) recorded it.
-    for name in _EMPTY_IS_NULL:
-        column = part[name]
-        part = part.set_column(
-            RESULT_SCHEMA.get_field_index(name),
-            name,
-            pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column),
-        )
+    part = _empty_as_null(part)
     ids = part["id"]
     _refuse("result rows", "null id", ids, ids.is_null())
     statuses = part["status"]

@@ -1,5 +1,5 @@
 """`patina manifest build`, `restore`, `stylize`, `demo`: archive-scale jobs (`patina serve`, which schedules
-them as Prefect flows, is flows/cli.py's)."""
+them as Prefect flows, is in serving.py)."""
 
 from __future__ import annotations
 

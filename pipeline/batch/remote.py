@@ -44,17 +44,21 @@ def submit_restore(
     job_server: str,
     on_progress: Callable[[RunProgress], None] | None = None,
     poll_s: float = POLL_S,
+    model_id: str | None = None,
 ) -> RunSummary:
-    """Submit ``job`` to the Ray job server at ``job_server`` (http://head:8265), wait for it, summarise."""
+    """Submit ``job`` to the Ray job server at ``job_server`` (http://head:8265), wait for it, summarise.
+    ``model_id``: the job's model id when the caller has read it already (the flow's check task)."""
     storage = Storage(job.storage)
     manifest = read_manifest(job.manifest, storage)
     before = plan_remaining(manifest, job.output, storage)
     # Another model's outputs under this prefix would fail the job on the cluster, where a failed job looks
     # like lost infrastructure and is retried: refuse here, once. (Lazy: the model code is heavy, and the
     # flows import this module to know RayJobFailed.)
-    from pipeline.batch.identity import identify_model
+    if model_id is None:
+        from pipeline.batch.identity import identify_model
 
-    refuse_other_models(before, job.output, identify_model(job.model, storage, job.reference)[0])
+        model_id = identify_model(job.model, storage, job.reference)[0]
+    refuse_other_models(before, job.output, model_id)
     to_do = before.todo.num_rows if job.limit is None else min(job.limit, before.todo.num_rows)
     progress = RunProgress(total=before.total, already_done=before.done, to_do=to_do)
     client = JobSubmissionClient(job_server)

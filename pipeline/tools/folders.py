@@ -100,7 +100,8 @@ def stylize_folder(src: Path, dst: Path, params, seed: int = 0) -> Iterator[Fold
 
     def stylize(path: Path, image: Image.Image) -> Image.Image:
         look_seed = int(image_seed(seed, path.name).integers(2**31))
-        return like_source(tensor_to_image(render(image_to_tensor(image), params, look_seed)), image, False)
+        printed = tensor_to_image(render(image_to_tensor(image), params, look_seed))
+        return like_source(printed, image, keep_grey=False)
 
     yield from map_folder(src, dst, stylize)
 

@@ -226,14 +226,21 @@ def test_result_parts_round_trip_and_drop_extra_columns(place):
     assert read_results(root, storage, columns=["status", "id"]).column_names == ["status", "id"]
     # The stages say "none" with "" (a plain string column through Ray); results say it with null, as the
     # planner's refused rows do.
-    staged = results(["d"], "failed", "unreadable")
-    for name in ("error", "output_uri", "output_sha256", "input_etag"):
+    staged, none = (
+        results(["d"], "failed", "unreadable"),
+        ["error", "output_uri", "output_sha256", "input_etag"],
+    )
+    for name in none:
         staged = staged.set_column(staged.schema.get_field_index(name), name, pa.array([""]))
     write_result_part(root, staged, storage)
     failed = read_results(root, storage).filter(pc.equal(pc.field("id"), "d"))
-    assert [failed[name][0].as_py() for name in ("error", "output_uri", "output_sha256", "input_etag")] == [
-        None
-    ] * 4
+    assert [failed[name][0].as_py() for name in none] == [None] * 4
+    # A part written before results said so (raw, as an older patina wrote it) reads the same.
+    sink = pa.BufferOutputStream()
+    pq.write_table(staged.set_column(0, "id", pa.array(["e"])).cast(RESULT_SCHEMA), sink)
+    storage.write_bytes(storage.join(root, RESULTS_DIR, "part-zz-old.parquet"), sink.getvalue().to_pybytes())
+    old = read_results(root, storage).filter(pc.equal(pc.field("id"), "e"))
+    assert [old[name][0].as_py() for name in none] == [None] * 4
     if not root.startswith("s3://"):
         assert all(name.startswith("part-") for name in os.listdir(storage.join(root, RESULTS_DIR)))
 
