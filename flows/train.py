@@ -58,6 +58,7 @@ def train_gan_flow(
     workers: int = TrainJob.workers,
     gpu: bool = TrainJob.gpu,
     resume: bool = False,
+    init: str | None = None,
     ray_address: str | None = None,
     val_limit: int | None = None,
     val_max_side: int | None = 1024,
@@ -83,6 +84,7 @@ def train_gan_flow(
         workers=workers,
         gpu=gpu,
         resume=resume,
+        init=init,
         ray_address=ray_address,
     )
     storage = job.storage

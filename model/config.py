@@ -31,6 +31,9 @@ class LossConfig:
     feature_matching: float = 0.05
     defect_mask: float = 0.1
     mask_pos_weight: float = 4.0  # defects are rare pixels; upweight them in the BCE
+    # Extra reconstruction weight on defect pixels (and a 1 px rim): a crack is a few hundred pixels of a
+    # crop, and unweighted its fill is lost in the average. 0 = every pixel alike (the earlier models).
+    masked: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -67,5 +67,8 @@ class ReconstructionLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((restored - clean) ** 2 + self.eps**2).mean()
+    def forward(
+        self, restored: torch.Tensor, clean: torch.Tensor, weight: torch.Tensor | float = 1.0
+    ) -> torch.Tensor:
+        """Mean over pixels, each weighted by ``weight`` (a tensor broadcast over channels, or 1)."""
+        return (weight * torch.sqrt((restored - clean) ** 2 + self.eps**2)).mean()

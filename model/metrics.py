@@ -66,3 +66,50 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {a.dtype} and {b.dtype}")
+
+
+def detection_scores(
+    predicted: np.ndarray, target: np.ndarray, tolerance: int = 1
+) -> tuple[int, int, int, int]:
+    """Counts for precision and recall of a boolean defect mask (H, W) against the true one, with a
+    ``tolerance`` px band (a thin crack's edge is a matter of anti-aliasing, not of detection): (flagged
+    pixels within ``tolerance`` of a true one, flagged pixels, true pixels within ``tolerance`` of a flagged
+    one, true pixels). Summed over photos, they give pooled precision = a / b and recall = c / d."""
+    import cv2  # OpenCV only where masks are scored
+
+    pred, true = predicted.astype(bool), target.astype(bool)
+    kernel = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+    near_true = cv2.dilate(true.astype(np.uint8), kernel) > 0
+    near_pred = cv2.dilate(pred.astype(np.uint8), kernel) > 0
+    return int((pred & near_true).sum()), int(pred.sum()), int((true & near_pred).sum()), int(true.sum())
+
+
+def f1_from_counts(hits: int, flagged: int, found: int, true: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) from pooled ``detection_scores`` counts; an empty side scores 1."""
+    precision = hits / flagged if flagged else 1.0
+    recall = found / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def masked_psnr(restored: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float | None:
+    """PSNR over the pixels of a boolean (H, W) ``mask`` only (inside the defects); None for an empty mask."""
+    _check_pair(restored, clean)
+    if not mask.any():
+        return None
+    error = (restored.astype(np.float64) - clean.astype(np.float64))[mask]
+    mse = float(np.mean(error**2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def tone_invariant_psnr(restored: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR after the best per-image affine colour fit of ``restored`` to ``clean`` (3x3 matrix + offset,
+    least squares): what is left once every global tone and colour difference is forgiven, so a local
+    repair is judged on what it repairs, not on the fading it was told to keep."""
+    _check_pair(restored, clean)
+    x = restored.reshape(-1, restored.shape[-1] if restored.ndim == 3 else 1).astype(np.float64)
+    y = clean.reshape(len(x), -1).astype(np.float64)
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    fitted = np.clip(np.rint(design @ coef), 0, 255).astype(np.uint8).reshape(clean.shape)
+    return psnr(fitted, clean)

@@ -1,4 +1,4 @@
-"""`patina model info|evaluate` and `patina train`: the restoration models."""
+"""`patina model info|evaluate|repair` and `patina train`: the restoration models."""
 
 from __future__ import annotations
 
@@ -81,6 +81,74 @@ def model_evaluate(
         json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
+@model_app.command("repair")
+@user_errors
+def model_repair(
+    val: Path = typer.Option(..., help="Folder of clean validation photos."),
+    model: str | None = typer.Option(None, help="Checkpoint (local or s3://); default: the shipped model."),
+    baseline: bool = typer.Option(True, help="Also score the classical baseline."),
+    sets: str = typer.Option(
+        "defects,light,medium,heavy,published,clean", help="Comma-separated validation sets."
+    ),
+    limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
+    max_side: int | None = typer.Option(None, help="Centre-crop photos to this square side."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON here."),
+    endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
+) -> None:
+    """The detect-and-fill table on fixed copies of VAL: detection precision / recall / F1 of the model's
+    defect mask (1 px tolerance), PSNR inside the true defects, PSNR and tone-invariant PSNR, for the input,
+    the baseline, the model's own fill, its mask filled by OpenCV Telea, and the true mask + Telea."""
+    import dataclasses
+    import json
+
+    from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
+    from model.restoration.scoring import repair_table
+    from model.restoration.validation import build_val_set
+    from pipeline.storage import Storage, StorageOptions
+
+    uri = model or str(DEFAULT_CHECKPOINT)
+    generator, meta, model_id = load_generator(uri, Storage(StorageOptions(endpoint_url=endpoint_url)))
+    chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
+    pairs = build_val_set(val, chosen, seed=0, limit=limit, max_side=max_side)
+    results = repair_table(pairs, generator, baseline=baseline)
+    table = Table(title=f"{model_id} on {val}: detect and fill")
+    columns = ("set", "method", "PSNR", "tone-inv PSNR", "SSIM", "inside PSNR", "P", "R", "F1", "flagged %")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("set", "method") else "right")
+
+    def num(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
+        return "" if value is None else f"{value * scale:.{digits}f}"
+
+    for name in chosen:
+        for method, by_set in results.items():
+            if name not in by_set:
+                continue
+            s = by_set[name]
+            table.add_row(
+                name,
+                method,
+                num(s.psnr),
+                num(s.tone_invariant_psnr),
+                num(s.ssim, 4),
+                num(s.inside_psnr),
+                num(s.precision, 3),
+                num(s.recall, 3),
+                num(s.f1, 3),
+                num(s.flagged, 3, 100),
+            )
+        table.add_section()
+    console.print(table)
+    if json_out:
+        payload = {
+            "model": uri,
+            "model_id": model_id,
+            "step": meta.step,
+            "val": str(val),
+            **{m: {k: dataclasses.asdict(v) for k, v in by_set.items()} for m, by_set in results.items()},
+        }
+        json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
 @app.command()
 @user_errors
 def train(
@@ -105,7 +173,7 @@ def train(
         None, help="EMA decay of the exported generator (short runs: lower)."
     ),
     mixture: str | None = typer.Option(
-        None, help="Training degradations: blind (default) | light | medium | heavy."
+        None, help="Training degradations: local (default) | blind | light | medium | heavy."
     ),
     pool_size: int | None = typer.Option(None, help="Degraded training pairs kept in memory."),
     preset: str = typer.Option("small", help="Model size preset: tiny, small (default) or large (GPU)."),
@@ -113,6 +181,9 @@ def train(
         "restoration", help="Model family: restoration (default) or retro (reference-guided style transfer)."
     ),
     resume: bool = typer.Option(False, help="Continue the run at OUTPUT from its latest checkpoint."),
+    init: str | None = typer.Option(
+        None, help="Start the generator from this checkpoint of the same network (fine-tune)."
+    ),
     val_limit: int = typer.Option(TrainJob.val_limit, help="Validation photos scored at each checkpoint."),
     seed: int | None = typer.Option(None, help="Seed for weights and training pairs."),
     ray_address: str | None = typer.Option(
@@ -146,6 +217,7 @@ def train(
         workers=workers,
         gpu=gpu,
         resume=resume,
+        init=init,
         val_limit=val_limit,
         ray_address=ray_address,
     )

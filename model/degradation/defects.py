@@ -1,4 +1,4 @@
-"""Structured defects of an old print: scratches, dust and hairs, creases, tears, stains.
+"""Structured defects of an old print: scratches, emulsion cracks, dust and hairs, creases, tears, stains.
 
 Images are float32 tensors (3, H, W) with values in [0, 1] on any device. Geometry arrives as plain Python
 numbers in pixel units (x = column, y = row, pixel centres at integer coordinates) so a degradation plan stays
@@ -204,6 +204,39 @@ def add_dust(
     ]
     alpha = _render_capsules(*capsules, 2, h, w).to(image.dtype)
     return _composite_two(image, alpha, bright_color, dark_color)
+
+
+def add_cracks(image: torch.Tensor, networks: list[dict]):
+    """Emulsion cracks: branching networks of fine cracks (``shapes._crack_network``), composited one
+    network at a time in its own colour (paper-light, dark or grey) with edges softened by a Gaussian of
+    ``softness`` px, as the crack's rim is where the gelatin lifted.
+
+    ``networks``: dicts with "strokes" (as in ``add_scratches``; "bright" is ignored), "color" (RGB in
+    [0, 1]) and "softness" (px, 0 = the anti-aliased edge only). Returns (image, mask): the mask is every
+    pixel a crack replaced by more than ``MASK_THRESHOLD``, soft rim included.
+    """
+    _, h, w = image.shape
+    out, coverage = image, torch.zeros_like(image[:1])
+    for network in networks:
+        a, b, ra, rb, alpha, _ = _stroke_capsules(network["strokes"], image.device)
+        cover = _render_capsules(a, b, ra, rb, alpha, torch.zeros_like(alpha).long(), 1, h, w)
+        cover = _soften(cover[None], network["softness"])[0].to(image.dtype)
+        out = out + (channel_values(network["color"], image) - out) * cover
+        coverage = torch.maximum(coverage, cover)
+    return out.clamp(0, 1), _to_mask(coverage)
+
+
+def _soften(alpha: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(1, 1, H, W) alpha blurred by a Gaussian of ``sigma`` px (unchanged below 0.3 px)."""
+    if sigma < 0.3:
+        return alpha
+    radius = math.ceil(3 * sigma)
+    x = torch.arange(-radius, radius + 1, device=alpha.device, dtype=alpha.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    pad = F.pad(alpha, (radius, radius, radius, radius), mode="constant")
+    pad = F.conv2d(pad, kernel.view(1, 1, 1, -1))
+    return F.conv2d(pad, kernel.view(1, 1, -1, 1))
 
 
 # ---------------------------------------------------------------------------------------------------- creases

@@ -29,7 +29,17 @@ import torch
 from PIL import Image
 
 from model.degradation import aging, artifacts, defects
-from model.degradation.shapes import _crease, _dark, _hair, _paper, _r, _scratch, _stain, _tear
+from model.degradation.shapes import (
+    _crack_network,
+    _crease,
+    _dark,
+    _hair,
+    _paper,
+    _r,
+    _scratch,
+    _stain,
+    _tear,
+)
 
 
 class Op(NamedTuple):
@@ -55,6 +65,7 @@ class Severity:
     stains: Op  # counts, for the damage ops
     creases: Op
     scratches: Op
+    cracks: Op  # emulsion crack networks
     tears: Op
     dust: Op  # specks
     hairs: tuple[int, int]  # drawn along with the dust
@@ -69,7 +80,8 @@ PRESETS: dict[str, Severity] = {
         blur=Op(0.5, 0.3, 1.2), grain=Op(0.5, 0.01, 0.035), grayscale=0.05, dye_fade=Op(0.25, 0.05, 0.2),
         tone=Op(0.3, 0.1, 0.3), fade=Op(0.5, 0.05, 0.2), vignette=Op(0.3, 0.1, 0.3),
         uneven=Op(0.3, 0.03, 0.1),
-        stains=Op(0.1, 1, 1), creases=Op(0.05, 1, 1), scratches=Op(0.5, 1, 3), tears=Op(0.02, 1, 1),
+        stains=Op(0.1, 1, 1), creases=Op(0.05, 1, 1), scratches=Op(0.5, 1, 3),
+        cracks=Op(0.2, 1, 1), tears=Op(0.02, 1, 1),
         dust=Op(0.6, 3, 25), hairs=(0, 1),
         resize=Op(0.4, 0.75, 1.0), noise=Op(0.4, 2, 8), halftone=0.02, jpeg=Op(0.5, 60, 95),
     ),
@@ -77,7 +89,8 @@ PRESETS: dict[str, Severity] = {
         blur=Op(0.7, 0.5, 2.0), grain=Op(0.7, 0.02, 0.06), grayscale=0.12, dye_fade=Op(0.4, 0.1, 0.4),
         tone=Op(0.5, 0.2, 0.6), fade=Op(0.7, 0.1, 0.4), vignette=Op(0.5, 0.15, 0.45),
         uneven=Op(0.5, 0.05, 0.2),
-        stains=Op(0.35, 1, 2), creases=Op(0.3, 1, 2), scratches=Op(0.75, 2, 10), tears=Op(0.15, 1, 1),
+        stains=Op(0.35, 1, 2), creases=Op(0.3, 1, 2), scratches=Op(0.75, 2, 10),
+        cracks=Op(0.45, 1, 2), tears=Op(0.15, 1, 1),
         dust=Op(0.75, 15, 100), hairs=(0, 3),
         resize=Op(0.7, 0.5, 1.0), noise=Op(0.7, 4, 20), halftone=0.05, jpeg=Op(0.7, 40, 90),
     ),
@@ -85,7 +98,8 @@ PRESETS: dict[str, Severity] = {
         blur=Op(0.8, 1.0, 3.0), grain=Op(0.8, 0.04, 0.1), grayscale=0.15, dye_fade=Op(0.5, 0.25, 0.6),
         tone=Op(0.7, 0.4, 0.9), fade=Op(0.9, 0.3, 0.6), vignette=Op(0.6, 0.25, 0.6),
         uneven=Op(0.7, 0.1, 0.35),
-        stains=Op(0.6, 1, 4), creases=Op(0.6, 1, 3), scratches=Op(0.95, 8, 30), tears=Op(0.5, 1, 2),
+        stains=Op(0.6, 1, 4), creases=Op(0.6, 1, 3), scratches=Op(0.95, 8, 30),
+        cracks=Op(0.7, 1, 4), tears=Op(0.5, 1, 2),
         dust=Op(0.9, 60, 300), hairs=(1, 6),
         resize=Op(0.8, 0.35, 0.8), noise=Op(0.8, 8, 35), halftone=0.08, jpeg=Op(0.85, 30, 75),
     ),
@@ -112,7 +126,7 @@ class DegradationPlan:
 
 
 # Op name -> function(image, **params); the structured defects are defects.add_<name> and also return a mask.
-_DEFECTS = ("stains", "creases", "scratches", "tears", "dust")
+_DEFECTS = ("stains", "creases", "scratches", "cracks", "tears", "dust")
 _AGING = ("grayscale", "dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")
 _CAPTURE = ("gaussian_blur", "motion_blur", "defocus_blur", "film_grain")  # the camera and the film
 _SCAN = ("resize", "gaussian_noise", "speckle_noise", "poisson_noise", "salt_and_pepper", "halftone", "jpeg")
@@ -225,6 +239,8 @@ def _damage(rng, sev: Severity, h: int, w: int, s: float) -> list:
     if rng.random() < sev.scratches.p:
         strokes = _items(rng, sev.scratches, _scratch, h, w, s)
         ops.append(_op("scratches", strokes=strokes, bright_color=_paper(rng), dark_color=_dark(rng)))
+    if rng.random() < sev.cracks.p:
+        ops.append(_op("cracks", networks=_items(rng, sev.cracks, _crack_network, h, w, s)))
     if rng.random() < sev.tears.p:
         ops.append(_op("tears", tears=_items(rng, sev.tears, _tear, h, w, s), seed=_seed(rng)))
     if rng.random() < sev.dust.p:

@@ -1,4 +1,5 @@
-"""The blind degradation mixture the default restoration model is trained on (docs/DEGRADATIONS.md).
+"""The training mixtures (docs/DEGRADATIONS.md): ``local`` (the default model's: local damage, tone kept, see
+``_local_plan``) and ``blind``, the earlier default described here.
 
 A restorer must first learn to leave good pixels alone, then to undo what it cannot see the cause of. So a
 training pair is drawn from a mixture (probabilities per pair):
@@ -20,13 +21,24 @@ a fixed-size training crop sees scratches and specks at the widths of small and 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from model.degradation.engine import PRESETS, DegradationPlan, _damage, _r, _seed, sample_plan
+from model.degradation.engine import (
+    PRESETS,
+    DegradationPlan,
+    Op,
+    _capture,
+    _damage,
+    _r,
+    _scan,
+    _seed,
+    sample_plan,
+)
 
-MIXTURES = ("blind", "light", "medium", "heavy")
+MIXTURES = ("local", "blind", "light", "medium", "heavy")
 _CAST_OPS = ("dye_fade", "sepia", "yellowing", "fade", "vignette", "uneven_exposure")
 
 
@@ -37,6 +49,8 @@ def sample_training_plan(
     if mixture not in MIXTURES:
         raise ValueError(f"unknown degradation mixture {mixture!r}; choose one of {list(MIXTURES)}")
     scale = float(math.exp(rng.uniform(math.log(0.35), math.log(1.5))))
+    if mixture == "local":
+        return _local_plan(rng, height, width, scale)
     if mixture != "blind":
         return sample_plan(rng, height, width, mixture, scale=scale)
     u = rng.random()
@@ -107,5 +121,69 @@ def _noise(rng: np.random.Generator, lo: float, hi: float) -> tuple[str, dict]:
     return "salt_and_pepper", {
         "amount": _r(sigma / 10),
         "salt": _r(rng.uniform(0.2, 0.8)),
+        "seed": _seed(rng),
+    }
+
+
+# The local-repair mixture's damage: each kind independently, at counts from none to a worn print's.
+_LOCAL_DAMAGE = dataclasses.replace(
+    PRESETS["medium"],
+    stains=Op(0.05, 1, 1),
+    creases=Op(0.1, 1, 2),
+    scratches=Op(0.5, 1, 14),
+    cracks=Op(0.5, 1, 3),
+    tears=Op(0.0, 1, 1),
+    dust=Op(0.6, 5, 200),
+    hairs=(0, 4),
+)
+
+
+def _local_plan(rng: np.random.Generator, h: int, w: int, scale: float) -> DegradationPlan:
+    """The ``local`` mixture (the default model's since the detect-and-fill issue): local damage only, never a
+    change of global tone, so the target carries the input's tone and an undamaged photo is left where it is.
+
+    - 12% identity.
+    - 15% grayscale prints (the target is grayscale too: no invented colours).
+    - the camera (blur, film grain: the engine's ``light`` capture) on 40%;
+    - structured damage on 85%: scratches, emulsion-crack networks, dust, specks and hairs, foxing (brown
+      spots), a rare crease or stain, each with its exact mask;
+    - the scan: the published first-order chain (blur sigma 1-5, noise 5-50/255, resize, JPEG 40-100) on
+      35%, the engine's light or medium scan ops on 45%; JPEG always last.
+    """
+    if rng.random() < 0.12:
+        return DegradationPlan(h, w, "identity", ())
+    ops: list = [("grayscale", {})] if rng.random() < 0.15 else []
+    blur = min(max(scale, 0.5), 2.0)
+    if rng.random() < 0.4:
+        ops += _capture(rng, PRESETS["light"], blur)
+    if rng.random() < 0.85:
+        damage = []
+        while not damage:  # a damaged pair has at least one defect
+            damage = _damage(rng, _LOCAL_DAMAGE, h, w, scale)
+        ops += damage
+        if rng.random() < 0.1:
+            ops.append(_foxing(rng, scale))
+    u = rng.random()
+    if u < 0.35:
+        scan = _first_order(rng) + (_second_order(rng) if rng.random() < 0.2 else [])
+    elif u < 0.8:
+        scan = _scan(rng, PRESETS[str(rng.choice(["light", "medium"]))], blur)
+    else:
+        scan = []
+    jpegs = [op for op in scan if op[0] == "jpeg"]
+    ops += [op for op in scan if op[0] != "jpeg"] + jpegs[-1:]
+    return DegradationPlan(h, w, "local", tuple(ops))
+
+
+def _foxing(rng: np.random.Generator, scale: float) -> tuple[str, dict]:
+    """Foxing: rust-brown spots of mould and iron in the paper, drawn by the dust op in brown."""
+    brown = [_r(rng.uniform(0.45, 0.65)), _r(rng.uniform(0.3, 0.45)), _r(rng.uniform(0.15, 0.3))]
+    return "dust", {
+        "count": int(rng.integers(3, 40)),
+        "radius": [_r(max(0.5, 1.0 * scale)), _r(max(1.0, rng.uniform(2.0, 6.0) * scale))],
+        "bright_fraction": 0.0,
+        "hairs": [],
+        "bright_color": brown,
+        "dark_color": brown,
         "seed": _seed(rng),
     }

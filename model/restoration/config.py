@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.config import DiscriminatorConfig, ModelConfig, TrainConfig
+from model.config import DiscriminatorConfig, LossConfig, ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,11 @@ class GeneratorConfig:
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    """Where training pairs come from: ``mixture`` names a sampler in degradation/mixture.py (the blind
-    mixture the default model is trained on), or one engine severity preset (light | medium | heavy)."""
+    """Where training pairs come from: ``mixture`` names a sampler in degradation/mixture.py (``local``, the
+    default model's: local damage, tone kept; ``blind``, the earlier default), or one engine severity preset
+    (light | medium | heavy)."""
 
-    mixture: str = "blind"
+    mixture: str = "local"
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,16 @@ def small() -> RestorationConfig:
         preset="small",
         # No tone head yet: a 100-minute run with one (docs/MODEL.md, "The tone head") gained 0.2-0.7 dB on
         # every degraded set but moved clean photos by ~1 level (40.0 -> 37.0 dB) and smoothed more.
+        # Detect, then fill: the mask head is the detector (BCE at weight 1, positives at 2 only: a false
+        # mask costs more than a missed crack) and defect pixels weigh 10x in the reconstruction.
         train=TrainConfig(
-            batch_size=32, crop=128, lr_generator=1e-3, lr_gan_generator=1e-4, pool_size=2048, pool_refresh=8
+            losses=LossConfig(defect_mask=1.0, mask_pos_weight=2.0, masked=9.0),
+            batch_size=32,
+            crop=128,
+            lr_generator=1e-3,
+            lr_gan_generator=1e-4,
+            pool_size=2048,
+            pool_refresh=8,
         ),
     )
 

@@ -2,7 +2,9 @@
 step).
 
 Stage 1, reconstruction (PSNR-oriented, the ESRGAN / Real-ESRGAN practice):
-  L_G = w_rec * Charbonnier(restored, clean) + w_mse * MSE(restored, clean) + w_mask * BCE(mask_logits, mask)
+  L_G = w_rec * Charbonnier(restored, clean; v) + w_mse * MSE(restored, clean; v)
+        + w_mask * BCE(mask_logits, mask)
+  v = 1 + w_masked * dilate(mask), normalised to mean 1: defect pixels weigh more (the fill is judged)
 Stage 2, adversarial fine-tune from stage 1, once ``progress >= train.gan_start``:
   D:  L_D = adv(D(clean | degraded), real) + adv(D(restored.detach() | degraded), fake)
   G:  L_G = stage 1 terms + w_adv * adv(D(restored | degraded)) + w_fm * FM(D(restored), D(clean))
@@ -62,8 +64,9 @@ class RestorationGAN(GANTraining):
         if stage == 2:  # Discriminator: real pairs vs detached fakes.
             self.discriminator_step(batch.clean, restored, batch.degraded, losses)
 
-        loss_rec = self.reconstruction(restored.float(), batch.clean)
-        loss_mse = F.mse_loss(restored.float(), batch.clean)
+        weight = defect_weight(batch.defect_mask, w.masked)
+        loss_rec = self.reconstruction(restored.float(), batch.clean, weight)
+        loss_mse = (weight * (restored.float() - batch.clean) ** 2).mean()
         loss_mask = self.mask_loss(mask_logits.float(), batch.defect_mask)
         loss_g = w.reconstruction * loss_rec + w.mse * loss_mse + w.defect_mask * loss_mask
         if stage == 2:  # Generator: also fool the updated D and match its features.
@@ -78,4 +81,13 @@ class RestorationGAN(GANTraining):
         return losses
 
 
-__all__ = ["Batch", "RestorationGAN", "stage_of"]
+def defect_weight(mask: torch.Tensor, masked: float) -> torch.Tensor | float:
+    """Per-pixel loss weight 1 + ``masked`` on defects and their 1 px rim (a soft crack edge is part of the
+    repair), normalised so the mean weight stays 1 and the learning rate means the same with or without."""
+    if not masked:
+        return 1.0
+    weight = 1 + masked * F.max_pool2d(mask, 3, stride=1, padding=1)
+    return weight / weight.mean()
+
+
+__all__ = ["Batch", "RestorationGAN", "defect_weight", "stage_of"]

@@ -1,7 +1,8 @@
 """A fixed, seeded validation set of degraded photos, and how restorers score on it.
 
-Sets (``VAL_SETS``): the engine's ``light``, ``medium`` and ``heavy`` presets; ``published``, the
-Bringing-Old-Photos-Back-to-Life recipe from its own, independent module (thin scratches on every other
+Sets (``VAL_SETS``, and ``defects``: the engine's scratches, cracks and specks alone, for detection): the
+engine's ``light``, ``medium`` and ``heavy`` presets (each pair keeps its exact defect mask); ``published``,
+the Bringing-Old-Photos-Back-to-Life recipe from its own, independent module (thin scratches on every other
 photo), so the model is also judged on degradations it was not trained to invert; and ``clean``, the
 untouched photos, where a restorer must do no harm. The same folder, seed and sets always give the same
 copies, so numbers from different runs, checkpoints and the classical baseline are comparable.
@@ -9,6 +10,7 @@ copies, so numbers from different runs, checkpoints and the classical baseline a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.degradation.engine import PRESETS, apply_plan, image_to_tensor, sample_plan, tensor_to_image
+from model.degradation.engine import (
+    PRESETS,
+    DegradationPlan,
+    Op,
+    _capture,
+    _damage,
+    _scan,
+    apply_plan,
+    image_to_tensor,
+    sample_plan,
+    tensor_to_image,
+)
 from model.degradation.published import degrade_published
 from model.formats import IMAGE_EXTENSIONS
 from model.metrics import hf_ratio, psnr, ssim
@@ -26,7 +39,7 @@ from model.restoration.inference import restore_tensor
 Restore = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W, 3) uint8
 VAL_SETS = ("light", "medium", "heavy", "published", "clean")
 # Seed stream per set, by name (not by position): adding a set never changes another set's copies.
-_SET_KEYS = {"medium": 0, "heavy": 1, "light": 2, "published": 3, "clean": 4}
+_SET_KEYS = {"medium": 0, "heavy": 1, "light": 2, "published": 3, "clean": 4, "defects": 5}
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class ValPair:
     severity: str
     degraded: np.ndarray  # (H, W, 3) uint8
     clean: np.ndarray  # (H, W, 3) uint8, the target (grayscale when the plan made the print grayscale)
+    mask: np.ndarray | None = None  # (H, W) bool: the pixels the engine's defects changed (None: unknown)
 
 
 def build_val_set(
@@ -60,16 +74,37 @@ def build_val_set(
         for name in sets:
             rng = np.random.default_rng([seed, index, _SET_KEYS[name]])
             if name == "clean":
-                pairs.append(ValPair(path.stem, name, clean_u8, clean_u8))
+                pairs.append(ValPair(path.stem, name, clean_u8, clean_u8, np.zeros(clean_u8.shape[:2], bool)))
             elif name == "published":
                 degraded, target, _ = degrade_published(clean_u8, rng, scratches=index % 2 == 1)
                 pairs.append(ValPair(path.stem, name, degraded, target))
             else:
-                assert name in PRESETS
-                plan = sample_plan(rng, clean.shape[1], clean.shape[2], name)
-                degraded, target, _ = apply_plan(clean, plan)
-                pairs.append(ValPair(path.stem, name, _uint8(degraded), _uint8(target)))
+                plan = _defects_plan(rng, *clean.shape[1:]) if name == "defects" else None
+                plan = plan or sample_plan(rng, clean.shape[1], clean.shape[2], name)
+                degraded, target, mask = apply_plan(clean, plan)
+                pairs.append(
+                    ValPair(path.stem, name, _uint8(degraded), _uint8(target), mask[0].cpu().numpy() > 0)
+                )
     return pairs
+
+
+def _defects_plan(rng: np.random.Generator, height: int, width: int) -> DegradationPlan:
+    """The detection set: the engine's scratches, emulsion cracks and specks (dust, hairs) at medium to
+    heavy counts over light capture and scan artefacts, and no tone change: the exact mask is the answer."""
+    sev = dataclasses.replace(
+        PRESETS["medium"],
+        stains=Op(0, 1, 1),
+        creases=Op(0, 1, 1),
+        tears=Op(0, 1, 1),
+        scratches=Op(0.8, 2, 12),
+        cracks=Op(0.7, 1, 3),
+        dust=Op(0.8, 10, 150),
+    )
+    scale = min(height, width) / 512
+    blur = min(max(scale, 0.5), 2.0)
+    damage = _damage(rng, sev, height, width, scale) or _damage(rng, PRESETS["heavy"], height, width, scale)
+    ops = _capture(rng, PRESETS["light"], blur) + damage + _scan(rng, PRESETS["light"], blur)
+    return DegradationPlan(height, width, "defects", tuple(ops))
 
 
 PSNR_CAP = 99.0  # an output equal to its target has infinite PSNR; capped so means stay finite

@@ -37,6 +37,7 @@ from model.checkpoints import (
     CheckpointMeta,
     decode_checkpoint,
     load_checkpoint,
+    load_generator,
     save_checkpoint,
     save_generator,
 )
@@ -151,6 +152,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     plug = training(job.family)
     gan = plug.make_gan(cfg, device, ray.train.torch.prepare_model, default_autocast(device))
     state = _resume(gan, storage, job)
+    if job.init and gan.step == 0:
+        _warm_start(gan, storage, job.init)
     photos = worker_photos(ray.train.get_dataset_shard("clean"), rank, world)
     t = cfg.train
     pool = plug.make_pool(photos, cfg, rank, device)
@@ -301,6 +304,18 @@ def _resume(gan: GANTraining, storage: Storage, job: TrainJob) -> _RunState:
         float(extra.get("elapsed_s", 0.0)),
         dict(extra.get("stages", {})),
     )
+
+
+def _warm_start(gan: GANTraining, storage: Storage, uri: str) -> None:
+    """Start G and its EMA from a generator checkpoint of the same network (strict: a checkpoint of another
+    shape is a one-line error, not a partial load)."""
+    generator, _, _ = load_generator(uri, storage)
+    weights = generator.state_dict()
+    try:
+        gan.unwrapped_generator.load_state_dict(weights)
+        gan.ema.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ValueError(f"--init {uri}: not a checkpoint of this run's generator ({error})") from None
 
 
 def _latest_run_checkpoint(storage: Storage, output: str) -> tuple[dict[str, torch.Tensor], Any] | None:

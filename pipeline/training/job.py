@@ -34,6 +34,9 @@ class TrainJob:
     ray_address: str | None = None  # a cluster (ray://host:10001 or auto); None: local Ray in-process
     storage: StorageOptions = field(default_factory=StorageOptions)
     family: str = "restoration"  # model/families.py: which GAN, samples and validation the run trains
+    # A generator checkpoint of the same network to start from (fine-tuning on a new recipe); a resumed run
+    # continues from its own checkpoint instead.
+    init: str | None = None
 
 
 def train_job(
