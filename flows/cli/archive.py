@@ -61,6 +61,13 @@ def restore(
         PipelineConfig.tiles_per_batch, help="Tiles per generator forward (bounds GPU memory)."
     ),
     output_format: str = typer.Option(PipelineConfig.output_format, "--format", help=FORMAT_HELP),
+    masks: bool = typer.Option(
+        PipelineConfig.masks,
+        help="Write each defect mask beside its output (OUTPUT.mask.png, 255 = repaired).",
+    ),
+    fill: str = typer.Option(
+        PipelineConfig.fill, help="Fill of detected defects: model (the generator's) or telea (OpenCV)."
+    ),
     max_pixels: int = typer.Option(PipelineConfig.max_pixels, help=MAX_PIXELS_HELP),
     limit: int | None = typer.Option(None, help="Restore at most N of the remaining rows."),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
@@ -97,6 +104,8 @@ def restore(
         batch_size=batch_size,
         max_pixels=max_pixels,
         output_format=output_format,
+        masks=masks,
+        fill=fill,
         ray_address=ray_address,
         limit=limit,
         flush_rows=flush_rows,

@@ -1,4 +1,4 @@
-"""`patina model info|evaluate|repair` and `patina train`: the restoration models."""
+"""`patina model info|evaluate|repair|gallery` and `patina train`: the restoration models."""
 
 from __future__ import annotations
 
@@ -147,6 +147,26 @@ def model_repair(
             **{m: {k: dataclasses.asdict(v) for k, v in by_set.items()} for m, by_set in results.items()},
         }
         json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+@model_app.command("gallery")
+@user_errors
+def model_gallery(
+    real: Path = typer.Option(..., help="Folder of real old photos; its fixed validation fifth is drawn."),
+    output: Path = typer.Option(..., help="Folder for the rows and grid.png (not the photos' folder)."),
+    model: str | None = typer.Option(None, help="Checkpoint; default: the shipped model."),
+    fill: str = typer.Option("model", help="Fill of detected defects: model or telea."),
+    limit: int = typer.Option(16, help="How many validation photos."),
+    side: int = typer.Option(512, help="Panel width in pixels."),
+) -> None:
+    """Before | mask | after rows for real old photos (restored at full size), to judge by eye."""
+    from model.checkpoints import DEFAULT_CHECKPOINT
+    from pipeline.tools.real_gallery import write_real_gallery
+
+    if output.resolve() == real.resolve():
+        raise ValueError("--output must not be the photos' folder")
+    paths = write_real_gallery(real, output, model or str(DEFAULT_CHECKPOINT), fill, limit, side)
+    console.print(f"{len(paths)} rows; grid: {output / 'grid.png'}")
 
 
 @app.command()

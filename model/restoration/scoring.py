@@ -3,7 +3,8 @@ them, and whether anything else moved, on the fixed validation copies of ``valid
 
 Methods, each scored on every set: the degraded input; the classical baseline; ``model`` (the generator's
 own output: its learned fill); ``model mask + telea`` (the generator's defect mask, filled by OpenCV from the
-input: detect, then a classical fill); and ``true mask + telea`` where the engine's exact mask is known (the
+input: detect, then a classical fill); ``model + telea`` (the generator's output with its mask filled by
+OpenCV: ``patina restore --fill telea``); and ``true mask + telea`` where the engine's exact mask is known (the
 floor of a classical fill, given a perfect detector). Metrics per set: PSNR, tone-invariant PSNR (after the
 best per-image affine colour fit), SSIM, PSNR inside the true defects, and the detection counts of each
 method's mask against the true one (pooled precision / recall / F1 at 1 px tolerance; the share of pixels
@@ -61,6 +62,7 @@ def repair_table(
             "degraded": (pair.degraded, None),
             "model": (restored, detected),
             "model mask + telea": (classical_fill(pair.degraded, detected), detected),
+            "model + telea": (classical_fill(restored, detected), detected),  # the pipeline's --fill telea
         }
         if baseline:
             outputs["baseline"] = (restore_classical(pair.degraded), defect_mask_classical(pair.degraded) > 0)

@@ -15,6 +15,8 @@ from model.files import DEFAULT_CHECKPOINT, DEFAULT_RETRO_CHECKPOINT
 from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.storage import StorageOptions
 
+FILLS = ("model", "telea")
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -30,6 +32,11 @@ class PipelineConfig:
     block_bytes: int = 1_000_000
     max_pixels: int = 200_000_000  # decompression-bomb guard
     output_format: str = "same"  # same | png | jpeg | tiff | webp
+    # Write each defect mask beside its output, as OUTPUT.mask.png (0 = kept, 255 = repaired).
+    masks: bool = False
+    # How detected defects are filled: "model" (the generator's own fill) or "telea" (OpenCV Telea
+    # inpainting of the detected mask over the generator's output; docs/MODEL.md measures both).
+    fill: str = "model"
 
     def __post_init__(self) -> None:
         if self.overlap < 0 or self.tile <= self.overlap:
@@ -37,6 +44,8 @@ class PipelineConfig:
         for name in ("tiles_per_batch", "batch_size", "max_pixels", "block_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.fill not in FILLS:
+            raise ValueError(f"unknown fill {self.fill!r}; choose one of {', '.join(FILLS)}")
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(
                 f"unknown output format {self.output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"

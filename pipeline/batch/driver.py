@@ -182,7 +182,9 @@ def _refuse_collisions(
 ) -> pa.Table:
     """Record as failed, before any work, the rows to do whose output would land on an original or on
     another row's output (judged over the whole manifest, done rows included); return the rest."""
-    refused = plan_collisions(manifest["id"], manifest["uri"], job.output, job.pipeline.output_format)
+    refused = plan_collisions(
+        manifest["id"], manifest["uri"], job.output, job.pipeline.output_format, job.pipeline.masks
+    )
     doomed = pc.is_in(todo["id"], value_set=pa.array(list(refused), pa.string()))
     rows = todo.filter(doomed)
     if rows.num_rows:

@@ -61,6 +61,14 @@ def output_uri(input_uri: str, output_prefix: str, input_format: str, output_for
     return uri
 
 
+MASK_SUFFIX = ".mask.png"
+
+
+def mask_uri(output: str) -> str:
+    """Where ``--masks`` writes the defect mask of the output at ``output``: beside it, named after it."""
+    return output + MASK_SUFFIX
+
+
 def written_format(input_format: str, output_format: str) -> str:
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(
@@ -111,14 +119,18 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
         )
 
 
-def plan_collisions(ids: pa.Array, uris: pa.Array, output: str, output_format: str) -> dict[str, str]:
+def plan_collisions(
+    ids: pa.Array, uris: pa.Array, output: str, output_format: str, masks: bool = False
+) -> dict[str, str]:
     """Rows that must fail rather than write, as {id: reason}, in manifest order of precedence:
 
     - a row naming the same file as an earlier row (a duplicate, a path and its file:// URI, a symlink);
     - a row whose output key is an earlier row's (s3://data/x.jpg and /data/x.jpg both map to data/x.jpg);
     - a row whose output could be another row's: written in another format, a.jpg gets the extension
       appended (a.jpg.png), which is where the input a.jpg.png goes;
-    - a row whose output would be an input of this manifest.
+    - a row whose output would be an input of this manifest;
+    - with ``masks``, a row whose output is where another row's mask goes (x.jpg.mask.png beside x.jpg), or
+      whose mask would land on an input.
 
     Vectorised over Arrow arrays, so a million rows cost seconds, not a dict of Python strings. Rows with
     bad URIs are left to the fetch stage, which fails them with the reason."""
@@ -162,6 +174,23 @@ def plan_collisions(ids: pa.Array, uris: pa.Array, output: str, output_format: s
     target = pc.binary_join_element_wise(identity(output).rstrip("/") + "/", relative, "")
     lands = _member(target, keys) | _member(pc.binary_join_element_wise(target, appended, ""), keys)
     refuse(lands, lambda r: f"{at(uris, r)}: its output would overwrite an input of this manifest")
+    if masks:
+        outputs = pa.concat_arrays([relative, with_extension])
+        for own in (relative, with_extension):  # a row's output key, in the same or another format
+            is_mask = pc.fill_null(pc.ends_with(own, MASK_SUFFIX), False).to_numpy(zero_copy_only=False)
+            base = pc.utf8_slice_codeunits(own, 0, -len(MASK_SUFFIX))
+            refuse(
+                is_mask & _member(base, outputs),
+                lambda r: f"{at(uris, r)}: its output would be another row's defect mask; rename one",
+            )
+        mask_targets = [
+            pc.binary_join_element_wise(t, MASK_SUFFIX, "")
+            for t in (target, pc.binary_join_element_wise(target, appended, ""))
+        ]
+        refuse(
+            _member(mask_targets[0], keys) | _member(mask_targets[1], keys),
+            lambda r: f"{at(uris, r)}: its defect mask would overwrite an input of this manifest",
+        )
     return refused
 
 

@@ -73,6 +73,7 @@ class ImageActor:
         coverage = np.zeros(n, dtype=np.float32)
         restore_ms = np.zeros(n, dtype=np.float64)
         errors = np.array(batch["error"], dtype=object)
+        masks: list[np.ndarray | None] = [None] * n
         for i in range(n):
             if errors[i]:
                 continue
@@ -81,7 +82,8 @@ class ImageActor:
                 continue
             started = time.perf_counter()
             try:
-                restored[i], coverage[i] = self.process(batch, i)
+                restored[i], coverage[i], *mask = self.process(batch, i)
+                masks[i] = mask[0] if mask else None
             except torch.OutOfMemoryError:
                 errors[i] = (
                     "out of GPU memory on this image; lower --tile or --tiles-per-batch, or use fewer pixels"
@@ -98,6 +100,8 @@ class ImageActor:
             ],
             dtype=np.asarray(batch["channels"]).dtype,
         )
+        if any(mask is not None for mask in masks):  # only when the run writes masks (--masks)
+            rest["defect_mask"] = images_column([_NO_PIXELS if m is None else m for m in masks])
         return {
             **rest,
             "channels": channels,
@@ -171,6 +175,11 @@ class Restorer(ImageActor):
     def restore_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, float]:
         """One decoded image, HxWxC uint8 or uint16 (16-bit) -> (restored, same layout, dtype and value range;
         defect coverage). Raises CheckpointError if the model was refused (see __init__)."""
+        out, coverage, _ = self.restore_masked(pixels)
+        return out, coverage
+
+    def restore_masked(self, pixels: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """``restore_pixels`` and the detected defect mask, (H, W) bool: what the fill acted on."""
         if self.refusal:
             raise CheckpointError(self.refusal)
         image = colour_tensor(pixels, self.device)
@@ -181,8 +190,35 @@ class Restorer(ImageActor):
             self.pipeline.overlap,
             self.pipeline.tiles_per_batch,
         )
-        coverage = float((defects > DEFECT_THRESHOLD).float().mean())
-        return like_pixels(restored, pixels), coverage
+        detected = (defects[0] > DEFECT_THRESHOLD).cpu().numpy()
+        out = like_pixels(restored, pixels)
+        if self.pipeline.fill == "telea" and detected.any():
+            out = _telea_fill(out, detected)
+        return out, float(detected.mean()), detected
 
-    def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
-        return self.restore_pixels(image_at(batch, i))
+    def process(self, batch: dict[str, np.ndarray], i: int) -> tuple:
+        """(restored, defect coverage) and, when the run writes masks, the mask (H, W) uint8 0/255."""
+        out, coverage, detected = self.restore_masked(image_at(batch, i))
+        if not self.pipeline.masks:
+            return out, coverage
+        return out, coverage, (detected * np.uint8(255))
+
+
+def _telea_fill(pixels: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """The detected pixels (grown by 1 px) of a restored HxWxC image replaced by OpenCV Telea inpainting
+    from their surroundings. OpenCV inpaints 8-bit colour only, so a 16-bit image is filled on its 8-bit
+    copy and only the filled pixels are taken back (scaled by 257); alpha stays as it is."""
+    from model.restoration.fill import classical_fill
+
+    colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    wide = pixels.dtype == np.uint16
+    narrow = ((colour >> 8) if wide else colour).astype(np.uint8)
+    filled = classical_fill(narrow, detected)
+    changed = (filled != narrow).any(axis=2)
+    out = pixels.copy()
+    values = filled.astype(pixels.dtype) * (257 if wide else 1)
+    if pixels.shape[2] >= 3:
+        out[..., :3][changed] = values[changed]
+    else:
+        out[..., 0][changed] = values[..., 0][changed]
+    return out

@@ -17,16 +17,18 @@ between nodes.
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pipeline.batch.decoding import PLACEHOLDER, Decoded, decode_one
 from pipeline.batch.encoding import encode
-from pipeline.batch.outputs import WRITERS, output_uri, written_format
+from pipeline.batch.outputs import WRITERS, mask_uri, output_uri, written_format
 from pipeline.manifest import RESULT_SCHEMA, one_line
 from pipeline.storage import Storage, StorageError
 
@@ -182,6 +184,8 @@ def encode_and_write(
             return "", f"could not encode as {written}: {one_line(exc)}", "", _ms_since(start)
         try:
             storage.write_bytes(target, data, WRITERS[written][1])
+            if "defect_mask" in batch:  # --masks: what was repaired, beside the output and named after it
+                storage.write_bytes(mask_uri(target), _mask_png(batch, i), "image/png")
         except (StorageError, OSError) as exc:
             return "", one_line(exc), "", _ms_since(start)
         return target, "", hashlib.sha256(data).hexdigest(), _ms_since(start)
@@ -208,6 +212,15 @@ def encode_and_write(
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _mask_png(batch: Columns, i: int) -> bytes:
+    """Row ``i``'s defect mask (H, W) uint8, 0 = kept, 255 = repaired, as an 8-bit grey PNG."""
+    shape = (int(batch["height"][i]), int(batch["width"][i]))
+    mask = np.frombuffer(batch["defect_mask"][i], np.uint8).reshape(shape)
+    buffer = io.BytesIO()
+    Image.fromarray(mask, "L").save(buffer, "PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

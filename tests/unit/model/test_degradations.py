@@ -238,7 +238,7 @@ def test_plans_follow_print_physics_and_reach_every_op():
         "gaussian_blur": 0, "motion_blur": 0, "defocus_blur": 0, "film_grain": 0,
         "grayscale": 1, "dye_fade": 1, "sepia": 1, "yellowing": 1, "fade": 1, "vignette": 1,
         "uneven_exposure": 1,
-        "stains": 2, "creases": 2, "scratches": 2, "tears": 2, "dust": 2,
+        "stains": 2, "creases": 2, "scratches": 2, "cracks": 2, "tears": 2, "dust": 2,
         "resize": 3, "gaussian_noise": 3, "speckle_noise": 3, "poisson_noise": 3, "salt_and_pepper": 3,
         "halftone": 3, "jpeg": 4,
     }  # fmt: skip
@@ -253,7 +253,7 @@ def test_plans_follow_print_physics_and_reach_every_op():
 
 
 def test_presets_are_ordered_by_probability():
-    for field in ("scratches", "dust", "creases", "tears", "stains", "fade", "noise", "blur"):
+    for field in ("scratches", "cracks", "dust", "creases", "tears", "stains", "fade", "noise", "blur"):
         values = [getattr(PRESETS[s], field).p for s in SEVERITIES]
         assert values == sorted(values), field
 
