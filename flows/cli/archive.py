@@ -66,7 +66,8 @@ def restore(
         help="Write each defect mask beside its output (OUTPUT.mask.png, 255 = repaired).",
     ),
     fill: str = typer.Option(
-        PipelineConfig.fill, help="Fill of detected defects: model (the generator's) or telea (OpenCV)."
+        PipelineConfig.fill,
+        help="mask (only detected defects change; default), model (the whole output) or telea.",
     ),
     max_pixels: int = typer.Option(PipelineConfig.max_pixels, help=MAX_PIXELS_HELP),
     limit: int | None = typer.Option(None, help="Restore at most N of the remaining rows."),

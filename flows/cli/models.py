@@ -155,7 +155,7 @@ def model_gallery(
     real: Path = typer.Option(..., help="Folder of real old photos; its fixed validation fifth is drawn."),
     output: Path = typer.Option(..., help="Folder for the rows and grid.png (not the photos' folder)."),
     model: str | None = typer.Option(None, help="Checkpoint; default: the shipped model."),
-    fill: str = typer.Option("model", help="Fill of detected defects: model or telea."),
+    fill: str = typer.Option("mask", help="Fill of detected defects: mask, model or telea."),
     limit: int = typer.Option(16, help="How many validation photos."),
     side: int = typer.Option(512, help="Panel width in pixels."),
 ) -> None:

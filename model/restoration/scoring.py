@@ -4,10 +4,11 @@ them, and whether anything else moved, on the fixed validation copies of ``valid
 Methods, each scored on every set: the degraded input; the classical baseline; ``model`` (the generator's
 own output: its learned fill); ``model mask + telea`` (the generator's defect mask, filled by OpenCV from the
 input: detect, then a classical fill); ``model + telea`` (the generator's output with its mask filled by
-OpenCV: ``patina restore --fill telea``); and ``true mask + telea`` where the engine's exact mask is known (the
-floor of a classical fill, given a perfect detector). Metrics per set: PSNR, tone-invariant PSNR (after the
-best per-image affine colour fit), SSIM, PSNR inside the true defects, and the detection counts of each
-method's mask against the true one (pooled precision / recall / F1 at 1 px tolerance; the share of pixels
+OpenCV: ``patina restore --fill telea``); ``model in mask`` (the generator's output on its mask only, the
+input elsewhere: ``--fill mask``, the default); and ``true mask + telea`` where the engine's exact mask is
+known (the floor of a classical fill, given a perfect detector). Metrics per set: PSNR, tone-invariant PSNR
+(after the best per-image affine colour fit), SSIM, PSNR inside the true defects, and the detection counts of
+each method's mask against the true one (pooled precision / recall / F1 at 1 px tolerance; the share of pixels
 flagged on clean photos).
 """
 
@@ -63,6 +64,7 @@ def repair_table(
             "model": (restored, detected),
             "model mask + telea": (classical_fill(pair.degraded, detected), detected),
             "model + telea": (classical_fill(restored, detected), detected),  # the pipeline's --fill telea
+            "model in mask": (_inside(restored, pair.degraded, detected), detected),  # --fill model --keep
         }
         if baseline:
             outputs["baseline"] = (restore_classical(pair.degraded), defect_mask_classical(pair.degraded) > 0)
@@ -71,6 +73,14 @@ def repair_table(
         for method, (out, mask) in outputs.items():
             rows.setdefault(method, {}).setdefault(pair.severity, []).append(_row(out, mask, pair))
     return {method: {name: _summary(v) for name, v in by_set.items()} for method, by_set in rows.items()}
+
+
+def _inside(restored: np.ndarray, degraded: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """The model's output on the detected pixels (grown by 1 px), the input's exact pixels elsewhere."""
+    import cv2
+
+    grown = cv2.dilate(detected.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return np.where(grown[..., None], restored, degraded)
 
 
 def _row(out: np.ndarray, mask: np.ndarray | None, pair: ValPair) -> dict:

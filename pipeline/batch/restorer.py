@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -192,7 +193,10 @@ class Restorer(ImageActor):
         )
         detected = (defects[0] > DEFECT_THRESHOLD).cpu().numpy()
         out = like_pixels(restored, pixels)
-        if self.pipeline.fill == "telea" and detected.any():
+        if self.pipeline.fill == "mask":  # only what was detected changes; every other pixel is the input's
+            grown = cv2.dilate(detected.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            out = np.where(grown[..., None], out, pixels)
+        elif self.pipeline.fill == "telea" and detected.any():
             out = _telea_fill(out, detected)
         return out, float(detected.mean()), detected
 

@@ -33,7 +33,7 @@ def write_real_gallery(
     folder: Path,
     out: Path,
     model: str,
-    fill: str = "model",
+    fill: str = "mask",
     limit: int = 16,
     side: int = 512,
     max_pixels: int = 4_000_000,
