@@ -116,7 +116,10 @@ def run_demo(
     shutil.rmtree(out_dir / "restored", ignore_errors=True)
     checkpoint, description = (model, f"model {model}") if model else demo_model(out_dir)
     job = RestoreJob(
-        manifest=str(manifest), output=str(out_dir / "restored"), model=checkpoint, pipeline=PipelineConfig()
+        manifest=str(manifest),
+        output=str(out_dir / "restored"),
+        model=checkpoint,
+        pipeline=PipelineConfig(masks=True),
     )
     summary = restore_archive(job)
     results = pq.read_table(summary.results_uri)

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps
 
+from pipeline.batch.outputs import mask_uri
 from pipeline.manifest import RESULTS_FILE
 from pipeline.storage import StorageError, parse_uri
 
@@ -82,8 +83,13 @@ def write_gallery(
     out_dir = Path(os.path.abspath(out_dir))
     (out_dir / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
     columns = set(results.column_names)
-    roles = ["uri", "output_uri"] + (["clean_uri"] if "clean_uri" in columns else [])
     rows = sorted(results.to_pylist(), key=_default_order)
+    for row in rows:  # a run with --masks wrote each defect mask beside its output
+        found = (path := _local_path(row.get("output_uri"))) and os.path.exists(mask_uri(path))
+        row["mask_uri"] = mask_uri(path) if found else None
+    masks = any(row["mask_uri"] for row in rows)
+    roles = ["uri"] + (["mask_uri"] if masks else []) + ["output_uri"]
+    roles += ["clean_uri"] if "clean_uri" in columns else []
     # Each distinct local file is thumbnailed once; Pillow releases the GIL while decoding, so threads help.
     paths = sorted({p for row in rows for role in roles if (p := _local_path(row.get(role)))})
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
@@ -99,7 +105,8 @@ def write_gallery(
         '<th data-type="num">ms</th>',
     ]
     headers += ['<th data-type="text">severity</th>'] if "severity" in columns else []
-    headers += ["<th>before</th>", "<th>after</th>"] + (["<th>clean</th>"] if "clean_uri" in columns else [])
+    headers += ["<th>before</th>"] + (["<th>mask</th>"] if masks else []) + ["<th>after</th>"]
+    headers += ["<th>clean</th>"] if "clean_uri" in columns else []
     body = "\n".join(_row(row, roles, "severity" in columns, thumbs, out_dir) for row in rows)
     page = out_dir / PAGE_FILE
     page.write_text(
