@@ -101,7 +101,8 @@ class ImageActor:
             ],
             dtype=np.asarray(batch["channels"]).dtype,
         )
-        if any(mask is not None for mask in masks):  # only when the run writes masks (--masks)
+        # A run that writes masks (--masks) gives every batch the column, so blocks Ray concatenates agree.
+        if getattr(getattr(self, "pipeline", None), "masks", False) or any(m is not None for m in masks):
             rest["defect_mask"] = images_column([_NO_PIXELS if m is None else m for m in masks])
         return {
             **rest,

@@ -184,7 +184,7 @@ def encode_and_write(
             return "", f"could not encode as {written}: {one_line(exc)}", "", _ms_since(start)
         try:
             storage.write_bytes(target, data, WRITERS[written][1])
-            if "defect_mask" in batch:  # --masks: what was repaired, beside the output and named after it
+            if "defect_mask" in batch and len(batch["defect_mask"][i]):  # --masks: beside the output
                 storage.write_bytes(mask_uri(target), _mask_png(batch, i), "image/png")
         except (StorageError, OSError) as exc:
             return "", one_line(exc), "", _ms_since(start)
