@@ -261,7 +261,7 @@ def test_pipeline_pixels_are_the_shipped_model_applied_in_process(ray_local, tmp
         degraded.save(folder / name)
     manifest = tmp_path / "manifest.parquet"
     pq.write_table(pa.table({"uri": [str(folder / name) for name in sizes]}), manifest)
-    cfg = PipelineConfig(tile=128, overlap=16, tiles_per_batch=2, output_format="png")
+    cfg = PipelineConfig(tile=128, overlap=16, tiles_per_batch=2, output_format="png", fill="model")
     job = RestoreJob(
         manifest=str(manifest), output=str(tmp_path / "out"), model=str(DEFAULT_CHECKPOINT), pipeline=cfg
     )
