@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from model.metrics import detection_scores, f1_from_counts, masked_psnr, psnr, ssim, tone_invariant_psnr
-from model.restoration.fill import classical_fill
+from model.restoration.fill import classical_fill, only_in_mask
 from model.restoration.inference import restore_tensor
 from model.restoration.validation import PSNR_CAP, ValPair
 
@@ -64,7 +64,10 @@ def repair_table(
             "model": (restored, detected),
             "model mask + telea": (classical_fill(pair.degraded, detected), detected),
             "model + telea": (classical_fill(restored, detected), detected),  # the pipeline's --fill telea
-            "model in mask": (_inside(restored, pair.degraded, detected), detected),  # --fill model --keep
+            "model in mask": (
+                only_in_mask(restored, pair.degraded, detected),
+                detected,
+            ),  # --fill model --keep
         }
         if baseline:
             outputs["baseline"] = (restore_classical(pair.degraded), defect_mask_classical(pair.degraded) > 0)
@@ -73,14 +76,6 @@ def repair_table(
         for method, (out, mask) in outputs.items():
             rows.setdefault(method, {}).setdefault(pair.severity, []).append(_row(out, mask, pair))
     return {method: {name: _summary(v) for name, v in by_set.items()} for method, by_set in rows.items()}
-
-
-def _inside(restored: np.ndarray, degraded: np.ndarray, detected: np.ndarray) -> np.ndarray:
-    """The model's output on the detected pixels (grown by 1 px), the input's exact pixels elsewhere."""
-    import cv2
-
-    grown = cv2.dilate(detected.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return np.where(grown[..., None], restored, degraded)
 
 
 def _row(out: np.ndarray, mask: np.ndarray | None, pair: ValPair) -> dict:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 import torch
 
 from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generator
 from model.degradation.aging import LUMA
+from model.restoration.fill import classical_fill, only_in_mask
 from model.restoration.inference import default_autocast, tile_restorer
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.stages import image_at, images_column
@@ -195,8 +195,7 @@ class Restorer(ImageActor):
         detected = (defects[0] > DEFECT_THRESHOLD).cpu().numpy()
         out = like_pixels(restored, pixels)
         if self.pipeline.fill == "mask":  # only what was detected changes; every other pixel is the input's
-            grown = cv2.dilate(detected.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-            out = np.where(grown[..., None], out, pixels)
+            out = only_in_mask(out, pixels, detected)
         elif self.pipeline.fill == "telea" and detected.any():
             out = _telea_fill(out, detected)
         return out, float(detected.mean()), detected
@@ -213,8 +212,6 @@ def _telea_fill(pixels: np.ndarray, detected: np.ndarray) -> np.ndarray:
     """The detected pixels (grown by 1 px) of a restored HxWxC image replaced by OpenCV Telea inpainting
     from their surroundings. OpenCV inpaints 8-bit colour only, so a 16-bit image is filled on its 8-bit
     copy and only the filled pixels are taken back (scaled by 257); alpha stays as it is."""
-    from model.restoration.fill import classical_fill
-
     colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     wide = pixels.dtype == np.uint16
     narrow = ((colour >> 8) if wide else colour).astype(np.uint8)
