@@ -49,14 +49,22 @@ class FeatureMatchingLoss(nn.Module):
 
 
 class DefectMaskLoss(nn.Module):
-    """Binary cross-entropy on mask logits; defect pixels are rare, so they get ``pos_weight``."""
+    """Binary cross-entropy on mask logits; defect pixels are rare, so they get ``pos_weight``. ``judged``
+    (optional, same shape, {0, 1}) limits the loss to the pixels whose label is known, averaged over them."""
 
     def __init__(self, pos_weight: float = 1.0):
         super().__init__()
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)), persistent=False)
 
-    def forward(self, mask_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(mask_logits, mask, pos_weight=self.pos_weight)
+    def forward(
+        self, mask_logits: torch.Tensor, mask: torch.Tensor, judged: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if judged is None:
+            return F.binary_cross_entropy_with_logits(mask_logits, mask, pos_weight=self.pos_weight)
+        loss = F.binary_cross_entropy_with_logits(
+            mask_logits, mask, pos_weight=self.pos_weight, reduction="none"
+        )
+        return (loss * judged).sum() / judged.sum().clamp_min(1.0)
 
 
 class ReconstructionLoss(nn.Module):

@@ -93,6 +93,11 @@ def model_repair(
     limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
     max_side: int | None = typer.Option(None, help="Centre-crop photos to this square side."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON here."),
+    real_split: bool = typer.Option(
+        False,
+        "--real-split",
+        help="VAL holds real old photos: score only its validation fifth (defects painted on real prints).",
+    ),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
 ) -> None:
     """The detect-and-fill table on fixed copies of VAL: detection precision / recall / F1 of the model's
@@ -105,11 +110,13 @@ def model_repair(
     from model.restoration.scoring import repair_table
     from model.restoration.validation import build_val_set
     from pipeline.storage import Storage, StorageOptions
+    from pipeline.training.real import real_split as split
 
     uri = model or str(DEFAULT_CHECKPOINT)
     generator, meta, model_id = load_generator(uri, Storage(StorageOptions(endpoint_url=endpoint_url)))
     chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
-    pairs = build_val_set(val, chosen, seed=0, limit=limit, max_side=max_side)
+    photos = split(val)[1] if real_split else val
+    pairs = build_val_set(photos, chosen, seed=0, limit=limit, max_side=max_side)
     results = repair_table(pairs, generator, baseline=baseline)
     table = Table(title=f"{model_id} on {val}: detect and fill")
     columns = ("set", "method", "PSNR", "tone-inv PSNR", "SSIM", "inside PSNR", "P", "R", "F1", "flagged %")
@@ -195,6 +202,10 @@ def train(
     mixture: str | None = typer.Option(
         None, help="Training degradations: local (default) | blind | light | medium | heavy."
     ),
+    real: str | None = typer.Option(
+        None, help="Folder of real old photos: defects painted on its training split join the pairs."
+    ),
+    real_fraction: float | None = typer.Option(None, help="Share of pairs drawn on --real photos (0.25)."),
     pool_size: int | None = typer.Option(None, help="Degraded training pairs kept in memory."),
     preset: str = typer.Option("small", help="Model size preset: tiny, small (default) or large (GPU)."),
     family: str = typer.Option(
@@ -223,12 +234,14 @@ def train(
         preset=preset,
         time_budget=time_budget,
         mixture=mixture,
+        real_fraction=real_fraction,
         endpoint_url=endpoint_url,
         steps=steps,
         batch_size=batch_size,
         crop=crop,
         checkpoint_every=checkpoint_every,
         seed=seed,
+        real=real,
         lr_generator=lr_generator,
         lr_discriminator=lr_discriminator,
         ema_decay=ema_decay,

@@ -39,6 +39,8 @@ class DegradationConfig:
     (light | medium | heavy)."""
 
     mixture: str = "local"
+    # Share of pairs painted on real old photos when the run is given some (TrainJob.real, data.PairPool).
+    real_fraction: float = 0.25
 
 
 @dataclass(frozen=True)

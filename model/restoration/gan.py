@@ -30,11 +30,13 @@ from model.restoration.generator import Generator
 
 @dataclass
 class Batch:
-    """Training batch, all (B, C, H, W) on one device: degraded/clean RGB in [-1, 1], mask in {0, 1}."""
+    """Training batch, all (B, C, H, W) on one device: degraded/clean RGB in [-1, 1], mask in {0, 1};
+    ``judged`` ({0, 1}, optional) the pixels the losses may judge (real-photo pairs: the painted defects)."""
 
     degraded: torch.Tensor
     clean: torch.Tensor
     defect_mask: torch.Tensor
+    judged: torch.Tensor | None = None
 
 
 class RestorationGAN(GANTraining):
@@ -61,16 +63,25 @@ class RestorationGAN(GANTraining):
         self.generator.train()
         with self._autocast():
             restored, mask_logits = self.generator(degraded)
-        if stage == 2:  # Discriminator: real pairs vs detached fakes.
-            self.discriminator_step(batch.clean, restored, batch.degraded, losses)
+        # D learns what a clean photo looks like: a real print's target is not one, so its pairs stay out.
+        clean_rows: slice | torch.Tensor = slice(None)
+        gan_rows = stage == 2
+        if batch.judged is not None:
+            clean_rows = batch.judged.flatten(1).amin(1) > 0
+            gan_rows = gan_rows and bool(clean_rows.any())
+        gan_batch = (
+            (batch.clean[clean_rows], restored[clean_rows], batch.degraded[clean_rows]) if gan_rows else ()
+        )
+        if gan_rows:  # Discriminator: real pairs vs detached fakes.
+            self.discriminator_step(*gan_batch, losses)
 
-        weight = defect_weight(batch.defect_mask, w.masked)
+        weight = defect_weight(batch.defect_mask, w.masked, batch.judged)
         loss_rec = self.reconstruction(restored.float(), batch.clean, weight)
         loss_mse = (weight * (restored.float() - batch.clean) ** 2).mean()
-        loss_mask = self.mask_loss(mask_logits.float(), batch.defect_mask)
+        loss_mask = self.mask_loss(mask_logits.float(), batch.defect_mask, batch.judged)
         loss_g = w.reconstruction * loss_rec + w.mse * loss_mse + w.defect_mask * loss_mask
-        if stage == 2:  # Generator: also fool the updated D and match its features.
-            loss_g = loss_g + self.adversarial_terms(batch.clean, restored, batch.degraded, losses)
+        if gan_rows:  # Generator: also fool the updated D and match its features.
+            loss_g = loss_g + self.adversarial_terms(*gan_batch, losses)
         self.generator_step(loss_g)
         losses.update(
             loss_g=loss_g.item(),
@@ -81,13 +92,18 @@ class RestorationGAN(GANTraining):
         return losses
 
 
-def defect_weight(mask: torch.Tensor, masked: float) -> torch.Tensor | float:
+def defect_weight(
+    mask: torch.Tensor, masked: float, judged: torch.Tensor | None = None
+) -> torch.Tensor | float:
     """Per-pixel loss weight 1 + ``masked`` on defects and their 1 px rim (a soft crack edge is part of the
-    repair), normalised so the mean weight stays 1 and the learning rate means the same with or without."""
-    if not masked:
+    repair), zero outside ``judged`` when given, normalised so the mean weight stays 1 and the learning rate
+    means the same with or without."""
+    if not masked and judged is None:
         return 1.0
     weight = 1 + masked * F.max_pool2d(mask, 3, stride=1, padding=1)
-    return weight / weight.mean()
+    if judged is not None:
+        weight = weight * judged
+    return weight / weight.mean().clamp_min(1e-6)
 
 
 __all__ = ["Batch", "RestorationGAN", "defect_weight", "stage_of"]

@@ -52,18 +52,19 @@ class ValPair:
 
 
 def build_val_set(
-    folder: Path,
+    folder: Path | list[Path],
     sets: tuple[str, ...] = ("medium", "heavy"),
     seed: int = 0,
     limit: int | None = None,
     max_side: int | None = None,
 ) -> list[ValPair]:
-    """Degrade every image in ``folder`` (sorted, at most ``limit``) once per set with a fixed seed.
-    ``max_side`` centre-crops larger photos to that square so validation cost stays bounded."""
+    """Degrade every image in ``folder`` (or the listed photos; sorted, at most ``limit``) once per set with
+    a fixed seed. ``max_side`` centre-crops larger photos to that square so validation cost stays bounded."""
     unknown = [name for name in sets if name not in _SET_KEYS]
     if unknown:
         raise ValueError(f"unknown validation set(s) {unknown}; choose from {list(VAL_SETS)}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    listed = folder if isinstance(folder, list) else folder.iterdir()
+    paths = sorted(p for p in listed if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise ValueError(f"{folder}: no validation images")
     pairs = []

@@ -8,25 +8,14 @@ training that uses real photos as a domain must take only the rest.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from model.formats import IMAGE_EXTENSIONS
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.restorer import Restorer
-
-VAL_SHARE = 5  # one photo in five is validation
-
-
-def real_split(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(training, validation) photos of ``folder``, sorted; a photo is validation when the first byte of the
-    sha256 of its file name is divisible by ``VAL_SHARE``."""
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    val = [p for p in photos if hashlib.sha256(p.name.encode()).digest()[0] % VAL_SHARE == 0]
-    return [p for p in photos if p not in val], val
+from pipeline.training.real import real_split
 
 
 def write_real_gallery(

@@ -9,12 +9,14 @@ the manifest and the worker count, never on scheduling. Every training pair is d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 import ray
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from model.degradation.engine import apply_plan
@@ -28,12 +30,15 @@ from pipeline.storage import Storage
 PHOTOS_PER_BLOCK = 16  # clean photos per Ray Data block: one fetch and one decode call each
 
 
-def clean_table(source: str, storage: Storage) -> pa.Table:
-    """Rows (index, uri) of the clean photos: a Parquet manifest, or every image under a folder / prefix."""
+def clean_table(source: str, storage: Storage, keep: Callable[[str], bool] | None = None) -> pa.Table:
+    """Rows (index, uri) of the clean photos: a Parquet manifest, or every image under a folder / prefix;
+    with ``keep``, only the uris it accepts (the training split of real photos)."""
     if source.endswith(".parquet"):
         uris = read_manifest(source, storage)["uri"]
     else:
         uris = pa.array(sorted(info.uri for info in storage.list(source, IMAGE_EXTENSIONS)), pa.string())
+    if keep is not None:
+        uris = pa.array([uri for uri in uris.to_pylist() if keep(uri)], pa.string())
     if len(uris) == 0:
         raise ValueError(f"{source}: no training images found")
     return pa.table({"index": pa.array(np.arange(len(uris)), pa.int64()), "uri": uris})
@@ -58,9 +63,11 @@ def _to_rgb(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def clean_dataset(source: str, storage: Storage, max_pixels: int = 50_000_000) -> ray.data.Dataset:
+def clean_dataset(
+    source: str, storage: Storage, max_pixels: int = 50_000_000, keep: Callable[[str], bool] | None = None
+) -> ray.data.Dataset:
     """Ray Data: fetch -> decode -> RGB uint8 for every clean photo, with its manifest row index."""
-    table = clean_table(source, storage)
+    table = clean_table(source, storage, keep)
     blocks = [table.slice(i, PHOTOS_PER_BLOCK) for i in range(0, table.num_rows, PHOTOS_PER_BLOCK)]
     ds = read_images(ray.data.from_arrow(blocks), storage, max_pixels)
     return ds.map_batches(_to_rgb, batch_size=None, batch_format="numpy")
@@ -153,7 +160,14 @@ class RenderedPool:
 
 class PairPool(RenderedPool):
     """Degraded pairs (degraded, clean, defect mask) as uint8 crops; a batch is ``batch_size`` pool entries,
-    each in one of the 8 flips/rotations."""
+    each in one of the 8 flips/rotations.
+
+    With ``real`` photos (real old prints, no clean original), a ``real_fraction`` of the pairs is drawn on
+    them instead: the same plan painted on the real crop, the real crop as the target, and a fourth slot, the
+    pixels the loss may judge: the painted defects and a rim around them, since the real crop's own cracks
+    are neither clean nor labelled. So the detector and the fill learn defects over real grain, toning and
+    paper, the domain the shipped model meets (docs/MODEL.md), and never learn to keep or to flag a real crack
+    by a wrong label. Without real photos no fourth slot is drawn and the pairs are those of earlier runs."""
 
     def __init__(
         self,
@@ -165,10 +179,15 @@ class PairPool(RenderedPool):
         size: int,
         refresh: int,
         device: torch.device | None = None,
+        real: list[np.ndarray] | None = None,
+        real_fraction: float = 0.0,
     ):
         super().__init__(seed, rank, size, refresh, device)
         self.photos, self.crop, self.mixture = photos, crop, mixture
         self.thumbnails = [shrunk(photo, round(crop * 1.25)) for photo in photos]
+        self.real = real or []
+        self.real_fraction = real_fraction if self.real else 0.0
+        self.real_thumbnails = [shrunk(photo, round(crop * 1.25)) for photo in self.real]
 
     @property
     def degraded(self) -> torch.Tensor:
@@ -184,10 +203,10 @@ class PairPool(RenderedPool):
 
     def batch(self, step: int, batch_size: int) -> Batch:
         """The batch for ``step``: images (B, 3, crop, crop) in [-1, 1], masks (B, 1, crop, crop), on the
-        pool's device."""
+        pool's device; with real photos also the judged pixels (B, 1, crop, crop)."""
         rng, index = self._draw(step, batch_size)
         turns, flips = rng.integers(4, size=batch_size), rng.random(batch_size) < 0.5
-        degraded, clean, mask = (
+        parts = [
             torch.stack(
                 [dihedral(source[j], int(k), bool(f)) for j, k, f in zip(index, turns, flips, strict=True)]
             )
@@ -195,13 +214,16 @@ class PairPool(RenderedPool):
             .float()
             .div(255)
             for source in self.slots
-        )
-        return Batch(degraded * 2 - 1, clean * 2 - 1, mask)
+        ]
+        degraded, clean, mask = parts[:3]
+        return Batch(degraded * 2 - 1, clean * 2 - 1, mask, parts[3] if len(parts) > 3 else None)
 
-    def _sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        index = rng.integers(len(self.photos))
+    def _sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        on_real = self.real_fraction > 0 and rng.random() < self.real_fraction
+        photos, thumbnails = (self.real, self.real_thumbnails) if on_real else (self.photos, self.thumbnails)
+        index = rng.integers(len(photos))
         whole = rng.random() < WHOLE_PHOTO_FRACTION
-        photo = self.thumbnails[index] if whole else self.photos[index]
+        photo = thumbnails[index] if whole else photos[index]
         h, w = photo.shape[:2]
         c = self.crop
         top, left = rng.integers(max(h - c, 0) + 1), rng.integers(max(w - c, 0) + 1)
@@ -210,7 +232,21 @@ class PairPool(RenderedPool):
             patch = np.pad(patch, ((0, c - patch.shape[0]), (0, c - patch.shape[1]), (0, 0)), mode="reflect")
         clean = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float() / 255
         degraded, target, mask = apply_plan(clean, sample_training_plan(rng, c, c, self.mixture))
-        return tuple((t * 255).round().to(torch.uint8) for t in (degraded, target, mask))
+        sample = [(t * 255).round().to(torch.uint8) for t in (degraded, target, mask)]
+        if self.real_fraction > 0:
+            judged = judged_pixels(mask) if on_real else torch.ones_like(mask)
+            sample.append((judged * 255).to(torch.uint8))
+        return tuple(sample)
+
+
+REAL_RIM = 4  # px around a painted defect that the loss also judges on a real photo (a false mask must cost)
+
+
+def judged_pixels(mask: torch.Tensor) -> torch.Tensor:
+    """(1, H, W) {0, 1}: the pixels of a real-photo pair the loss judges, the painted ``mask`` grown by
+    ``REAL_RIM``; none where nothing was painted (an identity pair on a real print teaches nothing sure)."""
+    size = 2 * REAL_RIM + 1
+    return F.max_pool2d((mask > 0).float()[None], size, stride=1, padding=REAL_RIM)[0]
 
 
 def shrunk(photo: np.ndarray, short_side: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from pipeline.storage import Storage, StorageOptions, parse_uri
 from pipeline.training.data import clean_dataset, worker_photos
 from pipeline.training.families import training
 from pipeline.training.job import TrainJob
+from pipeline.training.real import is_real_validation
 
 TRAIN_FILE = "train.safetensors"
 SHIP_TOLERANCE_DB = 0.1
@@ -59,7 +60,11 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
     storage = Storage(job.storage)
     # Ray Train workers run in their own working directory: relative local paths must be fixed here.
     job = dataclasses.replace(
-        job, data=_absolute(job.data), val=_absolute(job.val), output=_absolute(job.output)
+        job,
+        data=_absolute(job.data),
+        val=_absolute(job.val),
+        output=_absolute(job.output),
+        real=job.real and _absolute(job.real),
     )
     started = storage.exists(storage.join(job.output, "config.json"))
     if started and not job.resume:
@@ -106,7 +111,7 @@ def train_gan(job: TrainJob) -> dict[str, Any]:
                 failure_config=FailureConfig(max_failures=job.max_failures),
             ),
             # Decoded once, before the workers take their CPUs: a small clean set, read many times.
-            datasets={"clean": clean_dataset(job.data, storage).materialize()},
+            datasets=_datasets(job, storage),
             dataset_config=DataConfig(datasets_to_split=[]),  # workers shard by row index (training/data.py)
         )
         return trainer.fit().metrics
@@ -124,6 +129,11 @@ def _cpus_per_worker(workers: int) -> int:
     return max(1, int(min(per_node)) // math.ceil(workers / len(per_node)))
 
 
+def _data_label(job: TrainJob) -> str:
+    """What a checkpoint says it learned from: the clean photos, and the real ones when used."""
+    return job.data if not job.real else f"{job.data} + real training split of {job.real}"
+
+
 def _absolute(uri: str) -> str:
     parsed = parse_uri(uri)
     return uri if parsed.scheme == "s3" else os.path.abspath(parsed.key)
@@ -137,6 +147,16 @@ def _ray_storage(run_uri: str, options: StorageOptions) -> tuple[str, str, pyarr
         return os.path.dirname(path), os.path.basename(path), None
     parent, _, name = parsed.key.rstrip("/").rpartition("/")
     return f"{parsed.bucket}/{parent}".rstrip("/"), name, s3.arrow_filesystem(options)
+
+
+def _datasets(job: TrainJob, storage: Storage) -> dict[str, Any]:
+    """The clean photos, and with ``job.real`` the training split of the real old photos (never their
+    validation fifth), each decoded once by Ray Data."""
+    datasets = {"clean": clean_dataset(job.data, storage).materialize()}
+    if job.real:
+        keep = lambda uri: not is_real_validation(uri)  # noqa: E731
+        datasets["real"] = clean_dataset(job.real, storage, keep=keep).materialize()
+    return datasets
 
 
 def train_loop(loop_config: dict[str, Any]) -> None:
@@ -156,7 +176,11 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         _warm_start(gan, storage, job.init)
     photos = worker_photos(ray.train.get_dataset_shard("clean"), rank, world)
     t = cfg.train
-    pool = plug.make_pool(photos, cfg, rank, device)
+    if job.real:
+        real = worker_photos(ray.train.get_dataset_shard("real"), rank, world)
+        pool = plug.make_pool(photos, cfg, rank, device, real=real)
+    else:
+        pool = plug.make_pool(photos, cfg, rank, device)
     val_pairs = _val_pairs(job, storage) if rank == 0 else []
     budget = Budget(t.steps, t.time_budget_s, state.elapsed_s)
 
@@ -209,7 +233,12 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                     stages=state.stages,
                 )
                 meta = CheckpointMeta(
-                    config=cfg, family=job.family, kind="training", step=gan.step, data=job.data, extra=extras
+                    config=cfg,
+                    family=job.family,
+                    kind="training",
+                    step=gan.step,
+                    data=_data_label(job),
+                    extra=extras,
                 )
                 save_checkpoint(os.path.join(tmp, TRAIN_FILE), tensors, meta)
                 storage.write_bytes(storage.join(job.output, "log.jsonl"), _jsonl(state.log))
@@ -342,7 +371,13 @@ def _export(gan: GANTraining, storage: Storage, job: TrainJob, metrics: dict[str
         path = os.path.join(tmp, name)
         val = {k: float(v) for k, v in metrics.items() if k.startswith("val_")}
         save_generator(
-            path, gan.ema, job.config, step=gan.step, data=job.data, metrics=val, family_name=job.family
+            path,
+            gan.ema,
+            job.config,
+            step=gan.step,
+            data=_data_label(job),
+            metrics=val,
+            family_name=job.family,
         )
         storage.write_file(storage.join(job.output, name), path)
 

@@ -41,10 +41,19 @@ def _restoration() -> FamilyTraining:
     from model.restoration.validation import build_val_set
     from pipeline.training.data import PairPool
 
-    def make_pool(photos, cfg, rank, device):
-        t = cfg.train
+    def make_pool(photos, cfg, rank, device, real=None):
+        t, d = cfg.train, cfg.degradation
         return PairPool(
-            photos, t.crop, cfg.degradation.mixture, t.seed, rank, t.pool_size, t.pool_refresh, device
+            photos,
+            t.crop,
+            d.mixture,
+            t.seed,
+            rank,
+            t.pool_size,
+            t.pool_refresh,
+            device,
+            real,
+            d.real_fraction,
         )
 
     def val_set(folder: Path, limit: int | None, side: int):

@@ -37,6 +37,9 @@ class TrainJob:
     # A generator checkpoint of the same network to start from (fine-tuning on a new recipe); a resumed run
     # continues from its own checkpoint instead.
     init: str | None = None
+    # A folder / prefix of real old photos (restoration only): its training split (training/real.py) joins
+    # the pairs as a domain, synthetic defects painted on real prints; the validation fifth is never read.
+    real: str | None = None
 
 
 def train_job(
@@ -48,6 +51,7 @@ def train_job(
     preset: str = "small",
     time_budget: str | None = None,
     mixture: str | None = None,
+    real_fraction: float | None = None,
     endpoint_url: str | None = None,
     **options: Any,
 ) -> TrainJob:
@@ -56,8 +60,10 @@ def train_job(
     keeps the default, so callers pass their options through unset. ``time_budget``: 90s, 100m, 2h."""
     if family not in PRESETS:
         raise ValueError(f"unknown model family {family!r}; choose one of {sorted(PRESETS)}")
-    if mixture and family != "restoration":
-        raise ValueError("--mixture is a restoration option (retro draws looks, not damage)")
+    if (mixture or options.get("real") or real_fraction is not None) and family != "restoration":
+        raise ValueError("--mixture and --real are restoration options (retro draws looks, not damage)")
+    if real_fraction is not None and not 0.0 <= real_fraction <= 1.0:
+        raise ValueError(f"--real-fraction must be in [0, 1], got {real_fraction}")
     given = {k: v for k, v in options.items() if v is not None}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(given) - train_fields - {f.name for f in dataclasses.fields(TrainJob)}
@@ -66,8 +72,14 @@ def train_job(
     if time_budget:
         given["time_budget_s"] = parse_duration(time_budget)
     cfg = PRESETS[family](preset).with_train(**{k: v for k, v in given.items() if k in train_fields})
-    if mixture:
-        cfg = cfg.replace(degradation=DegradationConfig(mixture=mixture))
+    if mixture or real_fraction is not None:
+        d = cfg.degradation
+        cfg = cfg.replace(
+            degradation=DegradationConfig(
+                mixture=mixture or d.mixture,
+                real_fraction=d.real_fraction if real_fraction is None else real_fraction,
+            )
+        )
     return TrainJob(
         data=data,
         val=val,

@@ -56,3 +56,21 @@ def test_reconstruction_is_charbonnier():
         0.5, abs=1e-5
     )
     assert ReconstructionLoss(eps=1e-3)(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(1e-3)
+
+
+def test_losses_ignore_the_pixels_not_judged():
+    # Real-photo pairs (pipeline/training/data.PairPool): a wrong prediction outside ``judged`` costs nothing.
+    from model.restoration.gan import defect_weight
+
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2, 2] = 1
+    judged = torch.zeros(1, 1, 8, 8)
+    judged[..., :4, :4] = 1
+    loss = DefectMaskLoss(2.0)
+    right = torch.where(mask > 0, 5.0, -5.0)
+    wrong_outside = right.clone()
+    wrong_outside[..., 6:, 6:] = 5.0  # flags pixels no one labelled
+    assert loss(wrong_outside, mask, judged) == pytest.approx(loss(right, mask, judged).item())
+    assert loss(wrong_outside, mask) > loss(right, mask)
+    weight = defect_weight(mask, 9.0, judged)
+    assert float(weight[..., 4:, :].abs().sum()) == 0 and weight.mean().item() == pytest.approx(1.0)

@@ -65,8 +65,15 @@ def test_one_train_job_builder_for_the_command_line_and_the_flow():
     assert train_job("p", "v", "r", family="retro", preset="tiny").config.preset == "tiny"
     with pytest.raises(ValueError, match="unknown model family 'colour'"):
         train_job("p", "v", "r", family="colour")
-    with pytest.raises(ValueError, match="--mixture is a restoration option"):
+    with pytest.raises(ValueError, match="--mixture and --real are restoration options"):
         train_job("p", "v", "r", family="retro", mixture="light")
+    with pytest.raises(ValueError, match="--mixture and --real are restoration options"):
+        train_job("p", "v", "r", family="retro", real="old-photos")
+    with pytest.raises(ValueError, match="--real-fraction must be in"):
+        train_job("p", "v", "r", real="old-photos", real_fraction=1.5)
+    real = train_job("p", "v", "r", real="old-photos", real_fraction=0.4, mixture="light")
+    assert real.real == "old-photos" and real.config.degradation.real_fraction == 0.4
+    assert real.config.degradation.mixture == "light"
     with pytest.raises(ValueError, match="cannot read time budget"):
         train_job("p", "v", "r", time_budget="soon")
     with pytest.raises(TypeError, match="unknown options \\['stpes'\\]"):

@@ -74,3 +74,25 @@ def test_mixture_has_identity_pairs(photos):
     assert 1 <= identical <= 15  # ~10% identity pairs by design
     with pytest.raises(ValueError, match="unknown degradation mixture"):
         _pool(photos, mixture="sepia-only").batch(0, 1)
+
+
+def test_real_photo_pairs_are_judged_only_on_their_painted_defects(photos):
+    # A real print has no clean original: its pair's target is the print itself, so the loss may judge only
+    # the painted defects and a rim around them; synthetic pairs are judged everywhere.
+    real = [skimage.data.camera()[::4, ::4, None].repeat(3, axis=2)]
+    pool = PairPool(photos, 32, "light", seed=0, rank=0, size=16, refresh=0, real=real, real_fraction=0.5)
+    batch = pool.batch(0, 32)
+    whole = batch.judged.flatten(1).amin(1) == 1
+    assert 0 < int((~whole).sum()) < 32  # both kinds drawn
+    for judged, mask in zip(batch.judged[~whole], batch.defect_mask[~whole], strict=True):
+        assert bool((judged[mask > 0] == 1).all())  # every painted pixel is judged
+        assert judged.sum() < judged.numel()  # and not the print's own, unlabelled pixels
+    # Outside the judged pixels the real pair's target is the print, not a cleaned one: nothing to learn.
+    assert set(torch.unique(batch.judged).tolist()) <= {0.0, 1.0}
+
+
+def test_without_real_photos_the_pairs_are_those_of_earlier_runs(photos):
+    # The real-domain draw must not shift the random stream of runs that use no real photos.
+    plain = _pool(photos).batch(2, 4)
+    unused = PairPool(photos, 32, "blind", 0, 0, 6, 2, real=None, real_fraction=0.5).batch(2, 4)
+    assert plain.judged is None and unused.judged is None and _same(plain, unused)
