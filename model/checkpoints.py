@@ -182,13 +182,35 @@ def save_generator(
 def generator_from_tensors(
     tensors: dict[str, torch.Tensor], meta: CheckpointMeta, name: str, device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """Rebuild the generator described by ``meta`` and load its weights (strict: every key must match)."""
-    generator = family(meta.family).build_generator(meta.config)
+    """Rebuild the generator described by ``meta`` and load its weights (strict: every key must match).
+
+    Checked before a byte is allocated: the network is first built on the meta device (no memory), so a
+    config no network can have (negative or absurd widths) is one error, not a 36 TB allocation; its shapes
+    must be the weights' shapes; and every weight must be finite: NaN or inf weights (a diverged run's
+    export) would turn every photo black, and a black photo must never be recorded as a restoration."""
+    build = family(meta.family).build_generator
     try:
-        generator.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise CheckpointError(f"{name}: weights do not match the config stored with them ({first})") from None
+        with torch.device("meta"):
+            shapes = {key: tuple(t.shape) for key, t in build(meta.config).state_dict().items()}
+    except Exception as exc:  # any failure to build means the stored config is not a network
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{name}: its config describes no valid network ({reason})") from None
+    stored = {key: tuple(t.shape) for key, t in tensors.items()}
+    if shapes != stored:
+        differs = sorted(set(shapes) ^ set(stored)) or sorted(k for k in shapes if shapes[k] != stored[k])
+        raise CheckpointError(
+            f"{name}: weights do not match the config stored with them (first difference: {differs[0]})"
+        )
+    broken = [
+        key for key, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if broken:
+        raise CheckpointError(
+            f"{name}: {len(broken)} weight tensor(s) hold NaN or inf (first: {broken[0]}); the run that made "
+            "it diverged: export an earlier checkpoint"
+        )
+    generator = build(meta.config)
+    generator.load_state_dict(tensors, strict=True)
     return generator.to(device).eval()
 
 

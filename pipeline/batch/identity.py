@@ -5,7 +5,7 @@ failed rows."""
 
 from __future__ import annotations
 
-from model.checkpoints import checkpoint_id, decode_checkpoint, decode_generator
+from model.checkpoints import decode_checkpoint, decode_generator
 from model.retro.eras import era
 from pipeline.batch.stylizer import era_model_id, era_name, read_look, read_reference, reference_model_id
 from pipeline.storage import Storage
@@ -27,7 +27,9 @@ def identify_model(model: str, storage: Storage, reference: str | None = None) -
     if meta.family != "retro":
         if reference is not None:
             raise ValueError(f"{model}: a {meta.family} model takes no reference; use a retro model")
-        model_id = checkpoint_id(model_bytes, meta)
+        # Built once here, so weights that do not fit their config, or are not finite, stop the run before
+        # any work instead of failing every row.
+        _, _, model_id = decode_generator(model_bytes, model)
         return model_id, {"family": meta.family, "model": model, "model_id": model_id}
     if reference is None:
         raise ValueError(

@@ -100,6 +100,8 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
         raise ValueError(f"output {output} is the filesystem root; choose a folder for the restored copies")
     folders: dict[str, str] = {}
     for folder in pc.unique(_folders(uris)).to_pylist():
+        if folder is None:
+            continue  # not a URI: fetch fails that row with the reason
         try:
             folders.setdefault(identity(folder or ".").rstrip("/") or "/", folder or "./")
         except StorageError:
@@ -234,10 +236,29 @@ def _member(values: pa.Array, value_set: pa.Array) -> np.ndarray:
 
 
 def _folders(uris: pa.Array) -> pa.Array:
-    """The folder of each uri as spelt in the manifest (s3://b/k/x.jpg -> s3://b/k/, a/b.jpg -> a/, x.jpg ->
-    ./); later resolved once per distinct folder."""
+    """The folder of each uri (s3://b/k/x.jpg -> s3://b/k/, a/b.jpg -> a/, x.jpg -> ./); later resolved once
+    per distinct folder. A file:// URI is parsed first, as fetch reads it: its query or fragment is not
+    part of the path (file:///scans/b0.jpg#/x/ is /scans/b0.jpg, in /scans), nor is a %2F a separator
+    until decoded. Plain paths and S3 keys are taken as spelt ('#' and '?' are name characters there)."""
     uris = _array(uris)
-    return pc.replace_substring_regex(uris, r"[^/]*$", "")  # keep through the last '/'
+    folders = pc.replace_substring_regex(uris, r"[^/]*$", "")  # keep through the last '/'
+    is_file_uri = pc.fill_null(pc.match_substring_regex(uris, r"^file:", ignore_case=True), False)
+    if not pc.any(is_file_uri).as_py():
+        return folders
+    parsed = [
+        _parsed_folder(uri) if file_uri else folder
+        for uri, folder, file_uri in zip(
+            uris.to_pylist(), folders.to_pylist(), is_file_uri.to_pylist(), strict=True
+        )
+    ]
+    return pa.array(parsed, pa.string())
+
+
+def _parsed_folder(uri: str) -> str | None:
+    try:
+        return os.path.dirname(parse_uri(uri).key) + "/"
+    except StorageError:
+        return None  # not a URI: fetch fails that row with the reason
 
 
 def _repeats(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -38,13 +38,20 @@ def colour_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(colour.astype(np.float32) / scale).permute(2, 0, 1).to(device)
 
 
+class NonFiniteOutputError(ValueError):
+    """A model gave NaN or inf for an image: that row fails with this reason, the job goes on."""
+
+
 def like_pixels(image: torch.Tensor, pixels: np.ndarray, keep_grey: bool = True) -> np.ndarray:
     """(3, H, W) float in [0, 1] back to ``pixels``' dtype and value range: grey in, grey out (Rec. 601
     luma, as Pillow's convert("L")) unless ``keep_grey`` is False; the input's alpha carried over bit for
-    bit."""
+    bit. A model output that is not finite is an error, never an image: NaN casts to black, and a black
+    photo recorded as ``ok`` would be skipped as done by every resume."""
     scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
     channels = pixels.shape[2]
-    out = image.permute(1, 2, 0).cpu().numpy()  # (H, W, 3) in [0, 1]
+    out = image.permute(1, 2, 0).float().cpu().numpy()  # (H, W, 3) in [0, 1]
+    if not np.isfinite(out).all():
+        raise NonFiniteOutputError("the model's output holds NaN or inf; nothing written (check the model)")
     if channels < 3 and keep_grey:
         out = (out @ np.array(LUMA, dtype=np.float32))[..., None]
     out = np.clip(np.rint(out * scale), 0, scale).astype(pixels.dtype)
@@ -85,6 +92,8 @@ class ImageActor:
             try:
                 restored[i], coverage[i], *mask = self.process(batch, i)
                 masks[i] = mask[0] if mask else None
+            except NonFiniteOutputError as exc:
+                errors[i] = str(exc)
             except torch.OutOfMemoryError:
                 errors[i] = (
                     "out of GPU memory on this image; lower --tile or --tiles-per-batch, or use fewer pixels"

@@ -148,3 +148,24 @@ def test_load_generator_reads_through_storage_from_s3(s3_server, bucket, tmp_pat
     storage.write_file(f"s3://{bucket}/models/g.safetensors", str(path))
     generator, meta, model_id = load_generator(f"s3://{bucket}/models/g.safetensors", storage)
     assert meta.step == 7 and model_id == load_generator(path)[2] and not generator.training
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_that_are_not_finite_are_refused_at_load(tmp_path, bad):
+    # A diverged run's export turns every photo black: it must be refused before any photo, not recorded ok.
+    generator = _trained_generator()
+    with torch.no_grad():
+        next(generator.parameters()).view(-1)[0] = bad
+    path = tmp_path / "g.safetensors"
+    save_generator(path, generator, tiny())
+    _assert_one_line_error(path, "NaN or inf")
+
+
+def test_a_config_no_network_can_have_is_refused_without_building_it(tmp_path):
+    # Negative or absurd widths in the metadata: one line, and no attempt to allocate the network.
+    weights = _trained_generator().state_dict()
+    for widths in ((-8, 16), (1 << 20, 1 << 21)):
+        path = tmp_path / f"w{widths[0]}.safetensors"
+        other = tiny().replace(generator=GeneratorConfig(widths=widths, blocks=(1,)))
+        save_checkpoint(path, weights, CheckpointMeta(config=other))
+        _assert_one_line_error(path, "describes no valid network|do not match")

@@ -50,3 +50,23 @@ def test_restoration_and_era_models_and_the_wrong_pairings():
 def test_a_retro_model_without_a_reference_is_refused(tiny_retro_checkpoint):
     with pytest.raises(ValueError, match="gives photos the look of a reference photo"):
         identify_model(str(tiny_retro_checkpoint), Storage())
+
+
+def test_a_checkpoint_whose_weights_are_broken_stops_the_run_before_work(tmp_path):
+    # The header alone is not the model: weights that are NaN, or do not fit their config, are one error
+    # when the run is planned, not a failed (or a black "ok") row per photo.
+    import torch
+
+    from model.checkpoints import CheckpointError, load_generator, save_generator
+    from model.restoration.config import tiny
+    from model.restoration.generator import Generator
+
+    generator = Generator(tiny().generator)
+    with torch.no_grad():
+        next(generator.parameters()).view(-1)[0] = float("nan")
+    path = tmp_path / "diverged.safetensors"
+    save_generator(path, generator, tiny())
+    with pytest.raises(CheckpointError, match="NaN or inf"):
+        identify_model(str(path), Storage())
+    with pytest.raises(CheckpointError, match="NaN or inf"):
+        load_generator(path)

@@ -77,6 +77,39 @@ def test_no_alias_of_an_input_folder_slips_through(tmp_path):
         os.chdir(cwd)
 
 
+@pytest.mark.parametrize("spelling", ["plain", "file"])
+def test_one_spelling_of_an_archive_keeps_its_guard(tmp_path, spelling):
+    # A manifest of only file:// rows (or only plain rows): no other row may be the one that finds the folder.
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (tmp_path / "alias").symlink_to(scans)
+    rows = [scans / "a.jpg", scans / "b.jpg"]
+    manifest = uris(*(row.as_uri() if spelling == "file" else str(row) for row in rows))
+    inside = [str(scans / "out"), (scans / "out").as_uri(), str(tmp_path / "alias" / "out")]
+    for output in inside:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(manifest, output)
+    for output in [str(tmp_path), tmp_path.as_uri()]:
+        with pytest.raises(ValueError, match="contains the input folder"):
+            check_output_prefix(manifest, output)
+    check_output_prefix(manifest, str(tmp_path / "restored"))  # beside the archive: fine
+
+
+@pytest.mark.parametrize("suffix", ["#/x/", "?v=/1/", "?a/b#c/d/"])
+def test_a_file_uri_query_or_fragment_does_not_hide_its_folder(tmp_path, suffix):
+    # fetch reads file:///scans/b0.jpg#/x/ as /scans/b0.jpg: the guard must see the same folder.
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    manifest = uris(f"{(scans / 'b0.jpg').as_uri()}{suffix}")
+    for output in [str(scans), str(scans / "out")]:
+        with pytest.raises(ValueError, match="inside the input folder"):
+            check_output_prefix(manifest, output)
+    # A percent-encoded '/' is a separator once decoded, as fetch decodes it.
+    encoded = uris(f"file://{tmp_path}/scans%2Fb0.jpg")
+    with pytest.raises(ValueError, match="inside the input folder"):
+        check_output_prefix(encoded, str(scans / "out"))
+
+
 def test_rows_naming_the_same_file_restore_once(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
