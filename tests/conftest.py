@@ -260,6 +260,26 @@ def tiny_retro_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def conditioned_retro_checkpoint(tmp_path_factory) -> Path:
+    """``tiny_retro_checkpoint`` with its style-conditioning (FiLM) layers drawn too: zero-started, the
+    reference would have no effect on the output, and a job that ignored its reference would pass."""
+    from model.retro.config import tiny as retro_tiny
+    from model.retro.generator import FiLM, RetroModel
+
+    torch.manual_seed(1)
+    model = RetroModel(retro_tiny())
+    for layer in (model.generator.point_out, model.generator.local_out):
+        layer.reset_parameters()
+    with torch.no_grad():
+        for film in (m for m in model.modules() if isinstance(m, FiLM)):
+            film.proj.weight.normal_(std=0.5)
+            film.proj.bias.normal_(std=0.2)
+    path = tmp_path_factory.mktemp("models") / "retro-conditioned.safetensors"
+    save_generator(path, model, retro_tiny(), step=3, data="test weights", family_name="retro")
+    return path
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` run where CUDA is, and are reported as skipped (with the reason) elsewhere."""
     if torch.cuda.is_available():

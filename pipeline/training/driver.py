@@ -182,7 +182,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     else:
         pool = plug.make_pool(photos, cfg, rank, device)
     val_pairs = _val_pairs(job, storage) if rank == 0 else []
-    budget = Budget(t.steps, t.time_budget_s, state.elapsed_s)
+    budget = state.budget(t)
 
     while True:
         started = time.perf_counter()
@@ -226,12 +226,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 state.log.append(metrics)
                 budget.spend(time.perf_counter() - checkpoint_started)
                 tensors, extras = gan.state_tensors()
-                extras.update(
-                    best_val_psnr=state.best_psnr,
-                    log=state.log,
-                    elapsed_s=budget.elapsed_s,
-                    stages=state.stages,
-                )
+                extras.update(state.to_extra(budget))
                 meta = CheckpointMeta(
                     config=cfg,
                     family=job.family,
@@ -276,10 +271,35 @@ def _agreed(value: float, world: int, device: torch.device) -> float:
 
 @dataclass
 class _RunState:
+    """What a training checkpoint carries besides the weights, so a resumed run goes on where it was: the
+    best validation PSNR, the log, the training wall time spent (a --time-budget run's progress, hence its
+    stage and learning rate) and each finished stage's summary."""
+
     best_psnr: float = -math.inf
     log: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> its final val summary
+
+    def budget(self, train: Any) -> Budget:
+        """The budget from where this state stands: a resumed time budget continues, never restarts."""
+        return Budget(train.steps, train.time_budget_s, self.elapsed_s)
+
+    def to_extra(self, budget: Budget) -> dict[str, Any]:
+        return {
+            "best_val_psnr": self.best_psnr,
+            "log": self.log,
+            "elapsed_s": budget.elapsed_s,
+            "stages": self.stages,
+        }
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> _RunState:
+        return cls(
+            float(extra["best_val_psnr"]),
+            list(extra.get("log", [])),
+            float(extra.get("elapsed_s", 0.0)),
+            dict(extra.get("stages", {})),
+        )
 
 
 def _val_summary(metrics: dict[str, float]) -> dict[str, float]:
@@ -326,13 +346,7 @@ def _resume(gan: GANTraining, storage: Storage, job: TrainJob) -> _RunState:
             return _RunState()
         tensors, meta = found
     gan.load_state_tensors({k: v.to(gan.device) for k, v in tensors.items()}, meta.extra)
-    extra = meta.extra
-    return _RunState(
-        float(extra["best_val_psnr"]),
-        list(extra.get("log", [])),
-        float(extra.get("elapsed_s", 0.0)),
-        dict(extra.get("stages", {})),
-    )
+    return _RunState.from_extra(meta.extra)
 
 
 def _warm_start(gan: GANTraining, storage: Storage, uri: str) -> None:

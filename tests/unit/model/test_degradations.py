@@ -266,3 +266,23 @@ def test_mask_is_not_changed_by_later_unstructured_ops(photo256):
     later = apply_plan(photo256, DegradationPlan(h, w, "custom", (scratch, blur, jpeg)))
     assert torch.equal(alone[2], later[2])
     assert not torch.equal(alone[0], later[0])
+
+
+def test_every_seeded_op_draws_another_field_for_another_seed():
+    # An op that ignored its seed (one noise field for every image) would pass same-seed determinism tests;
+    # here every op that takes a seed, found in real plans, is run with two seeds on the same photo.
+    clean = torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    seeded: dict[str, dict] = {}
+    for k in range(200):
+        plan = sample_plan(np.random.default_rng(k), 96, 96, "heavy")
+        for name, params in plan.ops:
+            if "seed" in params:
+                seeded.setdefault(name, params)
+    assert {"film_grain", "gaussian_noise", "stains", "creases", "tears"} <= set(seeded)
+    for name, params in seeded.items():
+        runs = [
+            apply_plan(clean, DegradationPlan(96, 96, "t", ((name, {**params, "seed": s}),)))[0]
+            for s in (params["seed"], params["seed"], params["seed"] + 1)
+        ]
+        assert torch.equal(runs[0], runs[1]), name  # same seed: same bytes
+        assert not torch.equal(runs[0], runs[2]), name  # another seed: another field

@@ -27,3 +27,25 @@ def test_a_non_finite_output_fails_its_row_and_writes_nothing(tmp_path, tiny_che
     assert list(result["status"]) == ["failed", "failed"]
     assert all("NaN or inf" in error and "\n" not in error for error in result["error"])
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
+
+
+def test_a_model_changed_since_planning_fails_every_row_with_the_reason(tmp_path, tiny_checkpoint):
+    # The run was planned with one model id; the file now holds another (a registry's latest promoted):
+    # rows must fail naming the change, never be restored by (and recorded as) the wrong model.
+    import shutil
+
+    from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
+
+    path = tmp_path / "latest.safetensors"
+    shutil.copy(tiny_checkpoint, path)
+    planned = load_generator(path)[2]
+    shutil.copy(DEFAULT_CHECKPOINT, path)
+    source = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(source)
+    storage = Storage()
+    restorer = Restorer(str(path), storage, device="cpu", expected_id=planned)
+    assert restorer.model_id == planned  # rows name the model they were planned with
+    restored = restorer(decode(fetch(manifest([str(source)]), storage), 10**6))
+    assert "changed since the run started" in restored["error"][0]
+    same = Restorer(str(tiny_checkpoint), storage, device="cpu", expected_id=planned)
+    assert not same.refusal and same.model_id == planned
