@@ -37,8 +37,43 @@ class StorageError(Exception):
     (``transient``: trying again later may succeed). The message is one line naming the URI and what to do."""
 
     def __init__(self, message: str, transient: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.transient = transient
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user:password part of every URL in it replaced (http://***@host): a message, a
+    result row or a log line must never carry a credential someone put in a URL."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def check_endpoint(url: str | None) -> None:
+    """Refuse, before any work, an --endpoint-url botocore would reject deep inside a Ray task (with the
+    URL, credentials and all, in a traceback and in Ray's session logs), or one carrying credentials."""
+    if url is None:
+        return
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_endpoint_url
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        raise ValueError(
+            f"endpoint {redact(url)} carries credentials; give the endpoint alone and the keys in "
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile)"
+        )
+    if parts is None or parts.scheme not in ("http", "https") or not is_valid_endpoint_url(url):
+        raise ValueError(
+            f"invalid endpoint {redact(url)}: expected http(s)://host[:port] with a valid host name "
+            "(letters, digits, '-' and '.'; no '_')"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +111,7 @@ class StorageOptions:
     outage_patience_s: float = 300.0
 
     def __post_init__(self) -> None:
+        check_endpoint(self.endpoint_url)
         if not (0 <= self.outage_patience_s < float("inf")):  # NaN fails this too
             raise ValueError(f"outage patience must be 0 or more seconds, got {self.outage_patience_s}")
 

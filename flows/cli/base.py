@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from model.checkpoints import CheckpointError
-from pipeline.storage import StorageError
+from pipeline.storage import StorageError, redact
 
 app = typer.Typer(
     help="patina: restore scanned old photographs with a GAN, and give modern photos a period look, from one "
@@ -31,7 +31,7 @@ manifest_app = typer.Typer(
     help="Build and inspect Parquet manifests of archive images.", no_args_is_help=True
 )
 app.add_typer(manifest_app, name="manifest")
-console = Console()
+console = Console(markup=False)  # paths and row errors are text: "[/x]" in a name is not markup
 
 USER_ERRORS = (
     CheckpointError,
@@ -51,7 +51,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            print(f"patina: error: {exc}", file=sys.stderr)
+            print(f"patina: error: {redact(str(exc))}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -322,3 +322,48 @@ def test_retro_gallery_adds_a_column_in_the_look_of_a_reference(tmp_path, photo,
     assert (
         "look of old.png" in page and "thumbs/a.png.reference.jpg" in page and "thumbs/reference.jpg" in page
     )
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://admin:hunter2@s3_store:9000",
+        "http://admin:hunter2@minio:9000",
+        "http://s3_store:9000",
+        "minio:9000",
+    ],
+)
+def test_a_bad_endpoint_is_refused_before_work_and_never_printed_with_its_password(tmp_path, endpoint):
+    # An endpoint botocore rejects would fail deep in a Ray task, traceback and URL in Ray's logs; one with
+    # credentials must never echo them.
+    for args in (
+        ["manifest", "build", "s3://bucket/scans", str(tmp_path / "m.parquet")],
+        ["restore", "--manifest", "s3://bucket/m.parquet", "--output", str(tmp_path / "out")],
+    ):
+        result = runner.invoke(app, [*args, "--endpoint-url", endpoint])
+        assert result.exit_code == 2, result.output
+        message = result.output.strip()
+        assert "hunter2" not in message and "\n" not in message and "endpoint" in message, message
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.parquet").exists()
+
+
+def test_credentials_in_any_message_are_redacted():
+    from pipeline.storage import StorageError, redact
+
+    assert redact("cannot reach https://key:secret@s3.example.com/b (s3://b/x)") == (
+        "cannot reach https://***@s3.example.com/b (s3://b/x)"
+    )
+    assert "secret" not in str(StorageError("http://u:secret@h:9000/b: no access"))
+
+
+def test_rich_markup_in_a_path_is_printed_as_text(tmp_path, photo):
+    # "[/x]" in an output prefix or a failed file's name once crashed the CLI after a finished run.
+    scans = tmp_path / "scans [/x]"  # a folder "x]" inside "scans [": the path reads "[/x]"
+    scans.mkdir(parents=True)
+    photo.save(scans / "a[b].png")
+    (scans / "[bold]broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out [/x]"
+    result = runner.invoke(app, ["baseline", str(scans), str(out)])
+    assert result.exit_code == 1 and "MarkupError" not in result.output, result.output
+    assert "failed: [bold]broken.jpg:" in result.output and "restored 1 images" in result.output
+    assert (out / "a[b].png").exists()
