@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -175,14 +176,24 @@ class Storage:
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def read_bytes(self, uri: str) -> bytes:
+    def read_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes. A local path must be a regular file: a FIFO would block the reader forever
+        and a device (/dev/zero) never ends. With ``max_bytes``, a larger object is refused before it is
+        read (S3: by its Content-Length)."""
         target = self._object(uri)
         if target.scheme == "file":
             with _local_errors(uri):
-                return Path(target.key).read_bytes()
-        return self._s3_call(
-            uri, lambda: self._s3().get_object(Bucket=target.bucket, Key=target.key)["Body"].read()
-        )
+                return _read_regular_file(uri, target.key, max_bytes)
+
+        def get() -> bytes:
+            response = self._s3().get_object(Bucket=target.bucket, Key=target.key)
+            size = int(response.get("ContentLength", 0))
+            if max_bytes is not None and size > max_bytes:
+                response["Body"].close()
+                raise StorageError(_too_large(uri, size, max_bytes))
+            return response["Body"].read()
+
+        return self._s3_call(uri, get)
 
     def exists(self, uri: str) -> bool:
         """True for an existing object or regular file (a local folder is not an object)."""
@@ -425,6 +436,30 @@ def _walk_files(folder: str) -> Iterator[os.DirEntry[str]]:
             # A link to a file that is gone is listed too: its row then fails as "not found", where
             # leaving it out would make it vanish from the archive without a word.
             yield entry
+
+
+def _read_regular_file(uri: str, path: str, max_bytes: int | None) -> bytes:
+    # O_NONBLOCK: opening a FIFO with no writer returns at once (then refused) instead of waiting forever;
+    # it changes nothing for a regular file.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "folder" if stat.S_ISDIR(info.st_mode) else "FIFO, device or socket"
+            raise StorageError(f"{uri}: is a {kind}, not a regular file; nothing read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise StorageError(_too_large(uri, info.st_size, max_bytes))
+        data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # grew while read
+            raise StorageError(_too_large(uri, len(data), max_bytes))
+        return data
+
+
+def _too_large(uri: str, size: int, max_bytes: int) -> str:
+    return (
+        f"{uri}: {size:,} bytes, more than any image within the pixel limit needs ({max_bytes:,}); "
+        "raise --max-pixels if it is one"
+    )
 
 
 @contextlib.contextmanager

@@ -36,5 +36,5 @@ class FusedActor:
         self.max_pixels, self.write = max_pixels, write
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        decoded = decode(fetch(batch, self.write["storage"]), self.max_pixels)
+        decoded = decode(fetch(batch, self.write["storage"], self.max_pixels), self.max_pixels)
         return encode_and_write(self.model(decoded), **self.write)

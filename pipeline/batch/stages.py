@@ -37,16 +37,29 @@ Columns = dict[str, np.ndarray]  # one Ray Data batch in numpy format: column na
 IO_THREADS = 8  # concurrent reads or writes per batch; Storage retries transient errors itself
 
 
-def fetch(batch: Columns, storage: Storage) -> Columns:
+# An image file within the pixel limit is at most its raw pixels (16-bit RGBA: 8 bytes a pixel) plus previews
+# and metadata; anything larger is not read into memory (a mislabelled dump, /dev/zero through a link).
+BYTES_PER_PIXEL_CAP = 16
+METADATA_BYTES_CAP = 64 << 20
+
+
+def byte_cap(max_pixels: int | None) -> int | None:
+    """The most bytes fetch reads for one image under ``max_pixels`` (None: no cap)."""
+    return None if max_pixels is None else max_pixels * BYTES_PER_PIXEL_CAP + METADATA_BYTES_CAP
+
+
+def fetch(batch: Columns, storage: Storage, max_pixels: int | None = None) -> Columns:
     """Read each row's ``uri``. Adds ``data`` (bytes; b"" when failed), ``input_etag`` (sha256 hex of the
     bytes, for every source: S3 ETags of multipart uploads are no content hash, local files have none),
-    ``error`` and ``elapsed_ms``; other columns pass through. Reads run concurrently in a few threads."""
+    ``error`` and ``elapsed_ms``; other columns pass through. Reads run concurrently in a few threads.
+    Only regular files are read, each up to ``byte_cap(max_pixels)``; others fail their row."""
     uris = batch["uri"]
+    max_bytes = byte_cap(max_pixels)
 
     def read(uri: str) -> tuple[bytes, str, float]:
         start = time.perf_counter()
         try:
-            data = storage.read_bytes(uri)
+            data = storage.read_bytes(uri, max_bytes)
             error = "" if data else "0-byte file"
         except (StorageError, OSError) as exc:
             data, error = b"", one_line(exc)
@@ -145,7 +158,11 @@ def read_images(ds: Any, storage: Storage, max_pixels: int) -> Any:
     reserve a quarter CPU and many run at once (that also keeps Ray from fusing it into the decode tasks).
     Here, beside the stages, so training chains them without importing the job's driver and its models."""
     ds = ds.map_batches(
-        fetch, fn_kwargs={"storage": storage}, batch_size=None, batch_format="numpy", num_cpus=0.25
+        fetch,
+        fn_kwargs={"storage": storage, "max_pixels": max_pixels},
+        batch_size=None,
+        batch_format="numpy",
+        num_cpus=0.25,
     )
     return ds.map_batches(decode, fn_kwargs={"max_pixels": max_pixels}, batch_size=None, batch_format="numpy")
 
