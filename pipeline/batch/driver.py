@@ -23,6 +23,7 @@ import ray
 from pipeline.batch.config import RestoreJob
 from pipeline.batch.fused import FusedActor
 from pipeline.batch.identity import identify_model
+from pipeline.batch.lease import take_lease
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import encode_and_write, read_images
@@ -148,6 +149,18 @@ def restore_archive(job: RestoreJob, on_progress: Callable[[RunProgress], None] 
     manifest = read_manifest(job.manifest, storage)
     check_output_prefix(manifest["uri"], job.output)
     model_id, described = identify_model(job.model, storage, job.reference)
+    with take_lease(storage, job.output):  # no second run on this prefix while this one lives
+        return _restore_leased(job, storage, manifest, model_id, described, on_progress)
+
+
+def _restore_leased(
+    job: RestoreJob,
+    storage: Storage,
+    manifest: pa.Table,
+    model_id: str,
+    described: dict,
+    on_progress: Callable[[RunProgress], None] | None,
+) -> RunSummary:
     plan = plan_remaining(manifest, job.output, storage)
     refuse_other_models(plan, job.output, model_id)
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
