@@ -307,4 +307,7 @@ def _exif_bytes(image: Image.Image, had_orientation: bool) -> bytes:
         exif.pop(tag, None)
     if had_orientation:
         exif[_ORIENTATION] = 1  # the pixels are upright now
+    # A BigTIFF's tags come with a BigTIFF header, which no EXIF reader (Pillow's own included) parses:
+    # EXIF is always written in the classic layout, whatever the file it came from.
+    exif.bigtiff = False
     return exif.tobytes() if len(exif) else b""

@@ -83,20 +83,39 @@ def _png16(pixels: np.ndarray, exif: bytes, icc: bytes, dpi: tuple[float, float]
     )
 
 
-def _tiff(pixels: np.ndarray, mode: str, exif: bytes, icc: bytes, dpi: tuple[float, float] | None) -> bytes:
+_BIGTIFF_HEADER = b"II\x2b\x00\x08\x00\x00\x00" + (16).to_bytes(8, "little")  # version 43, 8-byte offsets
+_CLASSIC_LIMIT = 2**32 - (16 << 20)  # classic TIFF offsets are 32-bit; leave room for the IFD and tags
+
+
+def _tiff(
+    pixels: np.ndarray,
+    mode: str,
+    exif: bytes,
+    icc: bytes,
+    dpi: tuple[float, float] | None,
+    bigtiff: bool | None = None,
+) -> bytes:
     """``pixels`` (HxW or HxWxC, uint8 or uint16, laid out as Pillow's ``mode``) as a TIFF of deflate
     strips, put together here around Pillow's IFD writer: Pillow's TIFF writer compresses through libtiff,
-    which cannot write EXIF sub-IFDs (a camera JPEG's EXIF always has one: the whole save failed)."""
+    which cannot write EXIF sub-IFDs (a camera JPEG's EXIF always has one: the whole save failed).
+    ``bigtiff`` None: a BigTIFF (64-bit offsets, what scans over 4 GiB are stored as) exactly when the
+    compressed strips would not fit a classic TIFF; a restoration is never lost for its size."""
     samples = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(
         pixels.dtype.newbyteorder("<"), copy=False
     )
     height, width, channels = samples.shape
     rows = max(1, min(height, _TIFF_STRIP_BYTES // max(1, samples[0].nbytes)))
     strips = [zlib.compress(samples[y : y + rows].tobytes()) for y in range(0, height, rows)]
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if bigtiff is None:
+        bigtiff = sum(map(len, strips)) + len(exif) + len(icc) > _CLASSIC_LIMIT
+    if bigtiff:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=_BIGTIFF_HEADER)
+    else:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     for tag, value in _exif_tags(exif).items():
         ifd[tag] = value
-    ifd.tagtype[TiffImagePlugin.STRIPOFFSETS] = ifd.tagtype[TiffImagePlugin.STRIPBYTECOUNTS] = TiffTags.LONG
+    offsets = TiffTags.LONG8 if bigtiff else TiffTags.LONG
+    ifd.tagtype[TiffImagePlugin.STRIPOFFSETS] = ifd.tagtype[TiffImagePlugin.STRIPBYTECOUNTS] = offsets
     layout = {
         TiffImagePlugin.IMAGEWIDTH: width,
         TiffImagePlugin.IMAGELENGTH: height,
@@ -126,8 +145,8 @@ def _tiff(pixels: np.ndarray, mode: str, exif: bytes, icc: bytes, dpi: tuple[flo
     ifd.save(buffer)
     for strip in strips:
         buffer.write(strip)
-    if buffer.tell() >= 2**32:
-        raise ValueError(f"{buffer.tell():,} bytes, over the 4 GiB a TIFF can hold; choose another format")
+    if buffer.tell() >= 2**32 and not bigtiff:  # the estimate above was short: write it again as a BigTIFF
+        return _tiff(pixels, mode, exif, icc, dpi, bigtiff=True)
     return buffer.getvalue()
 
 
