@@ -285,7 +285,7 @@ def test_a_bigtiff_scan_is_restored_with_its_tags(tmp_path, bits):
     src = tmp_path / "in" / "scan.tif"
     src.parent.mkdir()
     tifffile.imwrite(src, pixels, bigtiff=True, photometric="rgb", resolution=(600, 600), resolutionunit=2)
-    decoded, row = run(str(src), tmp_path / "out")
+    _, row = run(str(src), tmp_path / "out")
     assert row["status"] == "ok", row["error"]
     out = reopen(row["output_uri"])
     np.testing.assert_array_equal(out["pixels"], pixels)  # the stand-in restorer copies: lossless round trip
