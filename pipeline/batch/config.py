@@ -70,6 +70,18 @@ class RestoreJob:
     dashboard: bool = False
     reference: str | None = None  # with a retro checkpoint as model: the old photo whose look is given to all
 
+    def __post_init__(self) -> None:
+        # A job from JSON (--job) is checked like one from options: types too, so "5" is not a limit.
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if self.limit is not None and not (whole(self.limit) and self.limit >= 0):
+            raise ValueError(f"--limit must be a whole number, 0 or more; got {self.limit!r}")
+        if not (whole(self.flush_rows) and self.flush_rows >= 1):
+            raise ValueError(f"--flush-rows must be a whole number, 1 or more; got {self.flush_rows!r}")
+        if not (isinstance(self.flush_seconds, int | float) and self.flush_seconds > 0):
+            raise ValueError(f"flush_seconds must be a positive number; got {self.flush_seconds!r}")
+
     def to_json(self) -> str:
         """The whole job as JSON: what a Ray Job's `patina restore --job` receives, nested configs and all,
         so nothing is lost or re-defaulted on the way to the cluster."""
@@ -87,7 +99,7 @@ class RestoreJob:
                     "storage": StorageOptions(**(fields.get("storage") or {})),
                 }
             )
-        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        except (json.JSONDecodeError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a restore job: {exc}") from None
 
 

@@ -95,6 +95,19 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
     a prefix equal to or inside a folder (S3: bucket and key prefix) that holds an input, or one that
     contains such a folder. Compared by
     identity, per input folder, so archives may span folders and buckets and no alias slips through."""
+    parsed = parse_uri(output)
+    if parsed.scheme == "s3":
+        segments = parsed.key.rstrip("/").split("/") if parsed.key.rstrip("/") else []
+        if any(segment in ("", ".", "..") for segment in segments):
+            raise ValueError(
+                f"output {output} has an empty, '.' or '..' segment; S3 keys are not paths: spell the "
+                "prefix plainly (input keys with them are refused too)"
+            )
+    elif output.startswith("~"):
+        raise ValueError(
+            f"output {output} starts with '~', which only a shell expands (here it would be a folder named "
+            "'~'); give the full path"
+        )
     target = identity(output).rstrip("/")
     if not target:
         raise ValueError(f"output {output} is the filesystem root; choose a folder for the restored copies")

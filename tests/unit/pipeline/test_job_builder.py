@@ -98,3 +98,17 @@ def test_the_command_and_its_flow_take_the_same_job_options(command, flow):
         set(inspect.signature(command).parameters) - local_only
         == set(inspect.signature(flow).parameters) - flow_only
     )
+
+
+def test_negative_or_non_numeric_limits_are_refused_before_work():
+    for options, match in (
+        ({"limit": -1}, "--limit must be"),
+        ({"flush_rows": 0}, "--flush-rows must be"),
+        ({"flush_rows": -5}, "--flush-rows must be"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            archive_job("m", "o", **options)
+    job = archive_job("m", "o", limit=0)
+    text = job.to_json().replace('"limit": 0', '"limit": "5"')
+    with pytest.raises(ValueError, match="not a restore job: --limit must be a whole number"):
+        type(job).from_json(text)

@@ -226,3 +226,11 @@ def test_s3_keys_with_dot_segments_never_leave_the_output_prefix(tmp_path, key):
     prefix = tmp_path / "out"
     with pytest.raises(ValueError, match="path segments"):
         output_uri(f"s3://bucket/{key}", str(prefix), "JPEG", "same")
+
+
+@pytest.mark.parametrize(
+    "output", ["s3://bucket/out/../scans", "s3://bucket/./out", "s3://bucket/out//x", "~/restored", "~"]
+)
+def test_output_prefixes_that_do_not_mean_what_they_say_are_refused(output):
+    with pytest.raises(ValueError, match=r"segment|only a shell expands"):
+        check_output_prefix(uris("s3://bucket/scans/a.jpg"), output)
