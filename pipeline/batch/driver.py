@@ -23,7 +23,7 @@ import ray
 from pipeline.batch.config import RestoreJob
 from pipeline.batch.fused import FusedActor
 from pipeline.batch.identity import identify_model
-from pipeline.batch.lease import take_lease
+from pipeline.batch.lease import RECORDED_SETTINGS, check_settings, take_lease
 from pipeline.batch.outputs import check_output_prefix, plan_collisions
 from pipeline.batch.restorer import Restorer
 from pipeline.batch.stages import encode_and_write, read_images
@@ -163,6 +163,7 @@ def _restore_leased(
 ) -> RunSummary:
     plan = plan_remaining(manifest, job.output, storage)
     refuse_other_models(plan, job.output, model_id)
+    check_settings(storage, job.output, {k: getattr(job.pipeline, k) for k in RECORDED_SETTINGS})
     todo = plan.todo.select([c for c in ("id", "uri", "size") if c in plan.todo.column_names])
     if job.limit is not None:
         todo = todo.slice(0, job.limit)

@@ -129,3 +129,28 @@ def _refusal(output: str, held: dict) -> str:
         f"output {output} is being written by another run (host {held.get('host', '?')}, pid "
         f"{held.get('pid', '?')}, alive at {when}); wait for it to finish, or choose another output"
     )
+
+
+SETTINGS_FILE = "settings.json"
+# What changes the bytes a row writes, besides the model (refuse_other_models guards that one).
+RECORDED_SETTINGS = ("output_format", "fill", "masks")
+
+
+def check_settings(storage: Storage, output: str, settings: dict) -> None:
+    """The first run on ``output`` records ``settings``; a resume with other ones is refused, since
+    it would mix two kinds of output (a.jpg beside b.jpg.png, two fills) under one results manifest."""
+    uri = storage.join(storage.join(output, RESULTS_DIR), SETTINGS_FILE)
+    recorded = _read(storage, uri)
+    if recorded is None:
+        storage.write_bytes(uri, json.dumps(settings, sort_keys=True).encode())
+        return
+    changed = [name for name in settings if name in recorded and recorded[name] != settings[name]]
+    if changed:
+        was = ", ".join(f"{_option(name)} {recorded[name]}" for name in changed)
+        raise ValueError(
+            f"{output}: was started with {was}; resume with the same options or choose a new output prefix"
+        )
+
+
+def _option(name: str) -> str:
+    return {"output_format": "--format", "fill": "--fill", "masks": "--masks"}.get(name, name)

@@ -74,3 +74,16 @@ def test_restore_archive_refuses_a_leased_prefix_before_any_work(tmp_path, photo
     with pytest.raises(ValueError, match="being written by another run"):
         restore_archive(archive_job(manifest, out))
     assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["lease.json"]
+
+
+def test_a_resume_with_another_format_or_fill_is_refused(tmp_path):
+    from pipeline.batch.lease import check_settings
+
+    storage, out = Storage(), str(tmp_path / "out")
+    first = {"output_format": "same", "fill": "mask", "masks": False}
+    check_settings(storage, out, first)
+    check_settings(storage, out, dict(first))  # the same options: a plain resume
+    with pytest.raises(ValueError, match="was started with --format same; resume with the same options"):
+        check_settings(storage, out, {**first, "output_format": "png"})
+    with pytest.raises(ValueError, match="--fill mask"):
+        check_settings(storage, out, {**first, "fill": "telea"})
