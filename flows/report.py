@@ -7,7 +7,9 @@ have expired and needs no access to the bucket from the browser.
 from __future__ import annotations
 
 import base64
+import html
 import io
+import re
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,7 +46,7 @@ def summary_markdown(summary: RunSummary, storage: Storage) -> str:
         "",
         f"{summary.ok:,} restored and {summary.failed:,} failed in this run; {summary.already_done:,} were "
         f"already done, {summary.skipped:,} left; {summary.images_per_second:.2f} images/s.",
-        f"Results manifest: `{summary.results_uri}`",
+        f"Results manifest: {_code(summary.results_uri)}",
         "",
         "## Before and after",
         "",
@@ -53,7 +55,7 @@ def summary_markdown(summary: RunSummary, storage: Storage) -> str:
     ]
     ok = results.filter(pc.equal(results["status"], "ok")).slice(0, MAX_PAIRS)
     for uri, output_uri in zip(ok["uri"].to_pylist(), ok["output_uri"].to_pylist(), strict=True):
-        lines.append(f"| {_thumb(storage, uri)} | {_thumb(storage, output_uri)} | `{uri}` |")
+        lines.append(f"| {_thumb(storage, uri)} | {_thumb(storage, output_uri)} | {_code(uri)} |")
     failed = results.filter(pc.equal(results["status"], "failed"))
     lines += ["", f"## Failed rows ({failed.num_rows:,})", ""]
     if failed.num_rows:
@@ -61,7 +63,7 @@ def summary_markdown(summary: RunSummary, storage: Storage) -> str:
         for uri, error in zip(
             failed["uri"].to_pylist()[:MAX_FAILED], failed["error"].to_pylist()[:MAX_FAILED], strict=True
         ):
-            lines.append(f"| `{uri}` | {_cell(error)} |")
+            lines.append(f"| {_code(uri)} | {_cell(error)} |")
         if failed.num_rows > MAX_FAILED:
             lines.append(f"\n... and {failed.num_rows - MAX_FAILED:,} more in the results manifest.")
     else:
@@ -83,4 +85,14 @@ def _thumb(storage: Storage, uri: str) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")[:300]
+    """Plain text in a table cell: no markup, HTML or cell break can come from a file name or an error."""
+    plain = html.escape((text or "").replace("\n", " ")[:300], quote=False)
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", plain)
+
+
+def _code(text: str) -> str:
+    """``text`` as a code span whatever backticks it holds (CommonMark: a longer fence), one line, with
+    ``|`` escaped so a table cell ends only where the table says."""
+    flat = text.replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    return f"{fence} {flat} {fence}"

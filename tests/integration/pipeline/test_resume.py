@@ -99,7 +99,8 @@ def test_kill_driver_then_resume(tmp_path, photo, tiny_checkpoint):
             restored.load()  # every output at its final key is whole
             assert restored.size == (64, 48)
     leftovers = [p for p in output.rglob("*") if p.is_file() and p.suffix not in (".jpg", ".parquet")]
-    assert leftovers == []  # no temp files under output after the completed re-run
+    # No temp files, and no lease, under output after the completed re-run; the run's settings stay.
+    assert leftovers == [output / RESULTS_DIR / "settings.json"]
 
 
 @pytest.mark.timeout(600)
@@ -188,6 +189,7 @@ def test_kills_with_s3_output_lose_nothing(tmp_path, photo, tiny_checkpoint, s3_
     # final key is a whole image (one PUT each) and every result part is whole; resumed to the end, each row
     # is restored and recorded exactly once.
     import io
+    import json
     import random
 
     rng = random.Random(7)
@@ -208,12 +210,14 @@ def test_kills_with_s3_output_lose_nothing(tmp_path, photo, tiny_checkpoint, s3_
             data = storage.read_bytes(obj.uri)
             if obj.uri.endswith(".parquet"):
                 pq.read_table(io.BytesIO(data))  # whole
+            elif obj.uri.endswith(".json"):  # the run's lease and settings (pipeline/batch/lease.py)
+                json.loads(data)
             else:
                 Image.open(io.BytesIO(data)).load()  # whole
 
     _kill_at_seeded_moments(command, rng, 2, (4, 12), check_objects)
 
-    parts = [o.uri for o in storage.list(f"{output}/{RESULTS_DIR}")]
+    parts = [o.uri for o in storage.list(f"{output}/{RESULTS_DIR}", (".parquet",))]
     ok = []
     for part in parts:
         table = pq.read_table(io.BytesIO(storage.read_bytes(part)), columns=["id", "status"]).to_pydict()
