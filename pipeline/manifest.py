@@ -75,6 +75,11 @@ RESULT_SCHEMA = pa.schema(
     ]
 )
 
+# What the input was when its row was restored (the manifest's size and mtime then): kept in result parts
+# beside RESULT_SCHEMA, so a resume redoes a row whose input changed since instead of keeping a stale output
+# (results.parquet then joins the manifest's current values, which describe the new restoration).
+INPUT_IDENTITY = pa.schema([("input_size", pa.int64()), ("input_mtime", pa.timestamp("us", tz="UTC"))])
+
 # What a manifest uri may look like when it has a scheme; anything without '://' is a local path.
 _URI_FORM = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+|file://(localhost)?/.+)$"
 
@@ -173,6 +178,9 @@ def write_result_part(prefix_uri: str, table: pa.Table, storage: Storage) -> str
     are dropped, since the manifest carries them and finalize_results joins them back. Part names start
     with the wall-clock time in ns so that sorting them by name orders them by when they were written."""
     part = conform_results(table)
+    for field in INPUT_IDENTITY:
+        if field.name in table.column_names:
+            part = part.append_column(field, table[field.name].cast(field.type))
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
     uri = storage.join(prefix_uri, RESULTS_DIR, name)
     sink = pa.BufferOutputStream()
@@ -202,14 +210,33 @@ def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Pla
 
     def ok_rows(part: pa.Table) -> tuple[pa.Array, set[str]]:
         ok = part.filter(pc.equal(part["status"], "ok"))
+        ok = ok.filter(pc.invert(_changed_since(ok, manifest)))  # an input changed since: redo it
         # The pipeline always records a model id; a null one (a hand-made part) names no model to compare.
         return ok["id"].combine_chunks(), set(pc.unique(ok["model_id"]).drop_null().to_pylist())
 
-    parts = _read_parts(prefix_uri, storage, ["id", "status", "model_id"], ok_rows)
+    columns = ["id", "status", "model_id", *INPUT_IDENTITY.names]
+    parts = _read_parts(prefix_uri, storage, columns, ok_rows)
     value_set = pa.concat_arrays([ids for ids, _ in parts]) if parts else pa.array([], pa.string())
     todo = manifest.filter(pc.invert(pc.is_in(manifest["id"], value_set=value_set)))
     models = frozenset().union(*(m for _, m in parts))
     return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo, models=models)
+
+
+def _changed_since(ok: pa.Table, manifest: pa.Table) -> pa.Array:
+    """Per ok row: whether the manifest now gives its input another size or mtime than when it was restored
+    (False where either side does not say: older parts, manifests without those columns)."""
+    changed = pa.array(np.zeros(ok.num_rows, bool))
+    rows = pc.index_in(ok["id"], value_set=manifest["id"].combine_chunks())
+    for name, recorded in (("size", "input_size"), ("mtime", "input_mtime")):
+        if name not in manifest.column_names or recorded not in ok.column_names:
+            continue
+        try:
+            now = pc.take(manifest[name].combine_chunks(), rows).cast(INPUT_IDENTITY.field(recorded).type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            continue  # a hand-made manifest's column of another type says nothing here
+        differs = pc.fill_null(pc.not_equal(now, ok[recorded]), False)
+        changed = pc.or_(changed, differs)
+    return changed
 
 
 def refuse_other_models(plan: Plan, output: str, model_id: str) -> None:
@@ -285,12 +312,17 @@ def _read_parts(
 
     def read(uri: str) -> T:
         try:
-            part = pq.read_table(pa.BufferReader(storage.read_bytes(uri)), columns=columns)
+            data = pa.BufferReader(storage.read_bytes(uri))
+            present = set(pq.read_schema(data).names)
+            data.seek(0)
+            wanted = [c for c in columns if c in RESULT_SCHEMA.names or c in present]
+            part = pq.read_table(data, columns=wanted)
         except (pa.ArrowException, OSError) as exc:
             raise ManifestError(
                 f"{uri}: unreadable result part ({one_line(exc)}); delete it to redo its rows"
             ) from None
-        return transform(part.cast(pa.schema([RESULT_SCHEMA.field(c) for c in columns])))
+        fields = {f.name: f for f in (*RESULT_SCHEMA, *INPUT_IDENTITY)}
+        return transform(part.cast(pa.schema([fields[c] for c in wanted])))
 
     if not uris:
         return []

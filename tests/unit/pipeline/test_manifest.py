@@ -16,6 +16,7 @@ from pipeline.manifest import (
     RESULTS_DIR,
     ManifestError,
     build_manifest,
+    conform_results,
     finalize_results,
     plan_remaining,
     read_manifest,
@@ -322,3 +323,44 @@ def test_unreadable_part_is_named(tmp_path):
     (tmp_path / RESULTS_DIR / "part-0001-x.parquet").write_bytes(b"garbage")
     with pytest.raises(ManifestError, match=r"part-0001-x.parquet: unreadable result part .*delete it"):
         plan_remaining(archive_manifest(2), str(tmp_path), Storage())
+
+
+def test_a_resume_redoes_a_row_whose_input_changed_since(tmp_path):
+    # An input whose bytes changed (new size or mtime in the rebuilt manifest) must not keep its stale
+    # output: its row is to do again. Rows without a recorded identity (older parts) stay done.
+    from pipeline.batch.driver import _input_identity, _with_inputs
+
+    storage, prefix = Storage(), str(tmp_path / "out")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (scans / name).write_bytes(b"\xff\xd8" + name.encode())
+    manifest_uri = str(tmp_path / "m.parquet")
+    build_manifest(str(scans), manifest_uri, storage)
+    manifest = read_manifest(manifest_uri, storage)
+    ok = pa.table(
+        {
+            "id": manifest["id"],
+            "uri": manifest["uri"],
+            "output_uri": [f"{prefix}/{i}.jpg" for i in range(3)],
+            "status": ["ok"] * 3,
+            "error": [None] * 3,
+            "width": [1] * 3,
+            "height": [1] * 3,
+            "input_etag": ["e"] * 3,
+            "output_sha256": ["s"] * 3,
+            "model_id": ["m"] * 3,
+            "elapsed_ms": [1.0] * 3,
+            "defect_coverage": [0.0] * 3,
+        }
+    )
+    rows = _with_inputs(conform_results(ok), _input_identity(manifest))
+    write_result_part(prefix, rows.slice(0, 2), storage)  # a and b: recorded with their size and mtime
+    write_result_part(prefix, conform_results(ok).slice(2, 1), storage)  # c: an older part, no identity
+    assert plan_remaining(manifest, prefix, storage).todo.num_rows == 0
+    (scans / "b.jpg").write_bytes(b"\xff\xd8 a new scan of b, longer")  # b re-scanned in place
+    (scans / "c.jpg").write_bytes(b"\xff\xd8 c changed too")
+    build_manifest(str(scans), manifest_uri, storage)
+    plan = plan_remaining(read_manifest(manifest_uri, storage), prefix, storage)
+    assert [uri.rsplit("/", 1)[-1] for uri in plan.todo["uri"].to_pylist()] == ["b.jpg"]
+    assert read_results(prefix, storage).column_names == RESULT_SCHEMA.names  # results keep their schema
