@@ -7,6 +7,7 @@ standard AWS chain (environment, ~/.aws, instance or pod role); nothing here acc
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import random
@@ -474,3 +475,15 @@ def _local_errors(uri: str) -> Iterator[None]:
         raise StorageError(f"{uri}: a part of the path is a file, not a folder") from None
     except PermissionError:
         raise StorageError(f"{uri}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        if exc.errno not in _FULL_OR_READ_ONLY:
+            raise
+        # Everything recorded so far is safe (writes are atomic, results go in parts): say so, in one line.
+        raise StorageError(f"{uri}: {_FULL_OR_READ_ONLY[exc.errno]}; fix that and re-run to resume") from None
+
+
+_FULL_OR_READ_ONLY = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+}

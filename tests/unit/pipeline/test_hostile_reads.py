@@ -45,3 +45,27 @@ def test_an_oversized_s3_object_is_refused_by_its_length(s3_server):
     out = fetch(manifest([f"s3://{bucket}/big.jpg", f"s3://{bucket}/ok.jpg"]), storage, 10)
     assert "more than any image within the pixel limit needs" in out["error"][0]
     assert out["error"][1] == "" and len(out["data"][1]) == 12
+
+
+def test_a_full_or_read_only_disk_is_one_line_that_says_how_to_go_on():
+    import errno
+
+    import pytest
+
+    from pipeline.storage import StorageError, _local_errors
+
+    for code, reason in (
+        (errno.ENOSPC, "no space left"),
+        (errno.EROFS, "read-only"),
+        (errno.EDQUOT, "quota"),
+    ):
+        with pytest.raises(StorageError, match=f"{reason}.*re-run to resume") as info:
+            with _local_errors("/archive/out/_results/part-1.parquet"):
+                raise OSError(code, os.strerror(code))
+        assert "\n" not in str(info.value)
+    # /dev/full is a real device that answers every write with ENOSPC.
+    with pytest.raises(OSError) as full, open("/dev/full", "wb") as f:
+        f.write(b"x")
+        f.flush()
+    with pytest.raises(StorageError, match="no space left"), _local_errors("/dev/full"):
+        raise full.value
