@@ -59,9 +59,9 @@ def test_a_full_or_read_only_disk_is_one_line_that_says_how_to_go_on():
         (errno.EROFS, "read-only"),
         (errno.EDQUOT, "quota"),
     ):
-        with pytest.raises(StorageError, match=f"{reason}.*re-run to resume") as info:
-            with _local_errors("/archive/out/_results/part-1.parquet"):
-                raise OSError(code, os.strerror(code))
+        where = "/archive/out/_results/part-1.parquet"
+        with pytest.raises(StorageError, match=f"{reason}.*re-run to resume") as info, _local_errors(where):
+            raise OSError(code, os.strerror(code))
         assert "\n" not in str(info.value)
     # /dev/full is a real device that answers every write with ENOSPC.
     with pytest.raises(OSError) as full, open("/dev/full", "wb") as f:
