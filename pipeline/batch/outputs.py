@@ -132,6 +132,22 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
         raise ValueError(
             f"output {output} contains the input folder {below}; choose a prefix beside the inputs, not above"
         )
+    if parsed.scheme == "file":
+        _refuse_missing_before_dotdot(output, parsed.key)
+
+
+def _refuse_missing_before_dotdot(output: str, path: str) -> None:
+    """A local prefix such as /data/missing/../out names /data/out, but the system must walk through
+    'missing' to write there: every row would fail with a misleading 'not found'. Refused up front."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if part == ".." and i > 0:
+            before = "/".join(parts[:i]) or "/"
+            if not os.path.isdir(before):
+                raise ValueError(
+                    f"output {output} goes through {before}, which does not exist, before its '..'; "
+                    "spell the path without '..'"
+                )
 
 
 def plan_collisions(

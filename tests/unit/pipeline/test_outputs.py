@@ -234,3 +234,12 @@ def test_s3_keys_with_dot_segments_never_leave_the_output_prefix(tmp_path, key):
 def test_output_prefixes_that_do_not_mean_what_they_say_are_refused(output):
     with pytest.raises(ValueError, match=r"segment|only a shell expands"):
         check_output_prefix(uris("s3://bucket/scans/a.jpg"), output)
+
+
+def test_an_output_through_a_missing_folder_and_dotdot_is_refused(tmp_path):
+    (tmp_path / "scans").mkdir()
+    manifest = uris(str(tmp_path / "scans" / "a.jpg"))
+    with pytest.raises(ValueError, match="which does not exist, before its"):
+        check_output_prefix(manifest, str(tmp_path / "missing" / ".." / "out"))
+    (tmp_path / "here").mkdir()
+    check_output_prefix(manifest, str(tmp_path / "here" / ".." / "out"))  # a real folder: fine
