@@ -80,6 +80,26 @@ RESULT_SCHEMA = pa.schema(
 # (results.parquet then joins the manifest's current values, which describe the new restoration).
 INPUT_IDENTITY = pa.schema([("input_size", pa.int64()), ("input_mtime", pa.timestamp("us", tz="UTC"))])
 
+# Photo formats a scan archive may hold that no decoder here restores (without losing depth): listed by
+# build_manifest as left out, never silently.
+UNRESTORED_IMAGE_EXTENSIONS = frozenset(
+    (
+        ".avif",
+        ".heic",
+        ".heif",
+        ".jxl",
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".nef",
+        ".arw",
+        ".orf",
+        ".raf",
+        ".rw2",
+        ".psd",
+    )
+)
+
 # What a manifest uri may look like when it has a scheme; anything without '://' is a local path.
 _URI_FORM = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+|file://(localhost)?/.+)$"
 
@@ -153,15 +173,29 @@ def build_manifest(
     storage: Storage,
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
     chunk_rows: int = 100_000,
+    left_out: dict[str, int] | None = None,
 ) -> int:
     """List the images under an S3 prefix or local folder and write them as a manifest (MANIFEST_SCHEMA) to
     ``out_uri``; returns the row count. Memory stays bounded: the listing streams into a local Parquet file
-    ``chunk_rows`` rows at a time, which is then uploaded (multipart when large) or moved into place."""
+    ``chunk_rows`` rows at a time, which is then uploaded (multipart when large) or moved into place.
+    ``left_out`` (when given) counts, per extension, the photos in formats patina does not restore
+    (AVIF, HEIC, camera raw, ...), so they are left out with a word rather than silently."""
     with tempfile.TemporaryDirectory(prefix="patina-manifest-") as tmp:
         local = os.path.join(tmp, "manifest.parquet")
         rows = 0
+
+        wanted = {"." + e.lower().lstrip(".") for e in extensions}
+
+        def images() -> Iterator[ObjectInfo]:
+            for info in storage.list(source_uri, None if left_out is not None else extensions):
+                ext = os.path.splitext(info.uri)[1].lower()
+                if ext in wanted:
+                    yield info
+                elif left_out is not None and ext in UNRESTORED_IMAGE_EXTENSIONS:
+                    left_out[ext] = left_out.get(ext, 0) + 1
+
         with pq.ParquetWriter(local, MANIFEST_SCHEMA, compression="zstd") as writer:
-            for chunk in _batched(storage.list(source_uri, extensions), chunk_rows):
+            for chunk in _batched(images(), chunk_rows):
                 writer.write_table(_manifest_chunk(chunk))
                 rows += len(chunk)
         if rows == 0:
@@ -391,6 +425,8 @@ def _as_strings(column: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedAr
     """Ids may be integers in hand-made manifests; they become strings. A uri must be text: an integer is
     no path, and taking it as one would report a confusing failure per row. Other types are refused."""
     kind = column.type
+    if pa.types.is_dictionary(kind):  # pandas' category, Spark's dictionary pages: the values are what count
+        column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_string(kind):
         return column
     if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):

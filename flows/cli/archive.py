@@ -33,8 +33,14 @@ def manifest_build(
     from pipeline.manifest import build_manifest
     from pipeline.storage import Storage, StorageOptions
 
-    count = build_manifest(source, out, Storage(StorageOptions(endpoint_url=endpoint_url)))
+    left_out: dict[str, int] = {}
+    count = build_manifest(source, out, Storage(StorageOptions(endpoint_url=endpoint_url)), left_out=left_out)
     console.print(f"wrote {count:,} images to {out}")
+    if left_out:
+        kinds = ", ".join(f"{n:,} {ext}" for ext, n in sorted(left_out.items()))
+        console.print(
+            f"left out {sum(left_out.values()):,} photos in formats patina does not restore: {kinds}"
+        )
 
 
 @app.command()

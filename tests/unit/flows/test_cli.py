@@ -367,3 +367,16 @@ def test_rich_markup_in_a_path_is_printed_as_text(tmp_path, photo):
     assert result.exit_code == 1 and "MarkupError" not in result.output, result.output
     assert "failed: [bold]broken.jpg:" in result.output and "restored 1 images" in result.output
     assert (out / "a[b].png").exists()
+
+
+def test_manifest_build_names_the_photos_it_leaves_out(tmp_path, photo):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    photo.save(scans / "a.png")
+    (scans / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (scans / "b.avif").write_bytes(b"\x00\x00\x00\x1cftypavif")
+    (scans / "notes.txt").write_text("not a photo, not mentioned")
+    result = runner.invoke(app, ["manifest", "build", str(scans), str(tmp_path / "m.parquet")])
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 images" in result.output
+    assert "left out 2 photos in formats patina does not restore: 1 .avif, 1 .heic" in result.output

@@ -364,3 +364,10 @@ def test_a_resume_redoes_a_row_whose_input_changed_since(tmp_path):
     plan = plan_remaining(read_manifest(manifest_uri, storage), prefix, storage)
     assert [uri.rsplit("/", 1)[-1] for uri in plan.todo["uri"].to_pylist()] == ["b.jpg"]
     assert read_results(prefix, storage).column_names == RESULT_SCHEMA.names  # results keep their schema
+
+
+def test_a_dictionary_encoded_uri_column_is_read_as_its_strings():
+    uris = pa.array(["/scans/a.jpg", "/scans/b.jpg", "/scans/a2.jpg"]).dictionary_encode()
+    table = validate_manifest(pa.table({"uri": uris, "id": pa.array([1, 2, 3]).dictionary_encode()}))
+    assert table["uri"].type == pa.string() and table["uri"].to_pylist()[1] == "/scans/b.jpg"
+    assert table["id"].to_pylist() == ["1", "2", "3"]
