@@ -199,7 +199,7 @@ def test_the_same_trainer_trains_the_retro_family_and_resumes_it(ray_local, phot
     model, meta, _ = load_generator(run / "model.safetensors")
     assert isinstance(model, RetroModel) and meta.family == "retro" and meta.step == 4
     mixture = runner.invoke(app, [*args, "--steps", "2", "--mixture", "light"])
-    assert mixture.exit_code != 0 and "--mixture is a restoration option" in mixture.output
+    assert mixture.exit_code != 0 and "--mixture and --real are restoration options" in mixture.output
 
 
 @pytest.mark.timeout(600)
