@@ -93,6 +93,9 @@ def model_repair(
     limit: int | None = typer.Option(None, help="Score only the first N photos (sorted by name)."),
     max_side: int | None = typer.Option(None, help="Centre-crop photos to this square side."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON here."),
+    threshold: float = typer.Option(
+        0.5, help="Score the model's mask at this defect probability (the pipeline uses 0.5)."
+    ),
     real_split: bool = typer.Option(
         False,
         "--real-split",
@@ -117,7 +120,9 @@ def model_repair(
     chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
     photos = split(val)[1] if real_split else val
     pairs = build_val_set(photos, chosen, seed=0, limit=limit, max_side=max_side)
-    results = repair_table(pairs, generator, baseline=baseline)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"--threshold must lie between 0 and 1, got {threshold}")
+    results = repair_table(pairs, generator, baseline=baseline, threshold=threshold)
     table = Table(title=f"{model_id} on {val}: detect and fill")
     columns = ("set", "method", "PSNR", "tone-inv PSNR", "SSIM", "inside PSNR", "P", "R", "F1", "flagged %")
     for column in columns:

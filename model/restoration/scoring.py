@@ -50,15 +50,19 @@ def generator_outputs(generator: torch.nn.Module, pixels: np.ndarray) -> tuple[n
 
 
 def repair_table(
-    pairs: list[ValPair], generator: torch.nn.Module, baseline: bool = True
+    pairs: list[ValPair],
+    generator: torch.nn.Module,
+    baseline: bool = True,
+    threshold: float = DEFECT_THRESHOLD,
 ) -> dict[str, dict[str, RepairScores]]:
-    """``{method: {set: RepairScores}}`` over ``pairs``."""
+    """``{method: {set: RepairScores}}`` over ``pairs``; the model's mask is its probability > ``threshold``
+    (the pipeline's is DEFECT_THRESHOLD: another value shows the precision-recall trade, nothing more)."""
     from model.restoration.baseline import defect_mask_classical, restore_classical
 
     rows: dict[str, dict[str, list]] = {}
     for pair in pairs:
         restored, probability = generator_outputs(generator, pair.degraded)
-        detected = probability > DEFECT_THRESHOLD
+        detected = probability > threshold
         outputs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
             "degraded": (pair.degraded, None),
             "model": (restored, detected),

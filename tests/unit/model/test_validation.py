@@ -76,3 +76,17 @@ def test_the_shipped_model_scores_above_its_input_on_the_validation_path(tmp_pat
     assert model["defects"].ssim > degraded["defects"].ssim, table
     assert model["defects"].psnr > degraded["defects"].psnr - 1.5, table
     assert model["clean"].psnr >= 30.0, table
+
+
+def test_the_repair_table_scores_the_mask_at_the_threshold_asked(tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    from model.checkpoints import DEFAULT_CHECKPOINT, load_generator
+    from model.restoration.scoring import repair_table
+
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "chelsea.png")
+    pairs = build_val_set(tmp_path, ("defects",), max_side=160)
+    generator = load_generator(DEFAULT_CHECKPOINT)[0]
+    willing, strict = (repair_table(pairs, generator, False, t)["model"]["defects"] for t in (0.3, 0.8))
+    assert strict.flagged < willing.flagged and strict.precision >= willing.precision
