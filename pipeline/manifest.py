@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -273,6 +274,37 @@ def _changed_since(ok: pa.Table, manifest: pa.Table) -> pa.Array:
     return changed
 
 
+_RESULT_COPY_PREFIX = "patina-results-"  # + the writing process's pid: the local copy finalize uploads
+
+
+def remove_stale_result_copies() -> int:
+    """Delete the local copies of results.parquet that a finalize killed mid-write left in the temp folder
+    (a TemporaryDirectory cannot clean up after SIGKILL; for an archive of millions of rows each is large):
+    those whose process no longer exists. Returns how many."""
+    removed = 0
+    for entry in os.scandir(tempfile.gettempdir()):
+        name = entry.name
+        if not (entry.is_dir(follow_symlinks=False) and name.startswith(_RESULT_COPY_PREFIX)):
+            continue
+        pid = name[len(_RESULT_COPY_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or process_exists(int(pid)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this pid lives on this host (signal 0 probes without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def refuse_other_models(plan: Plan, output: str, model_id: str) -> None:
     """One output prefix, one model: resuming with another model would mix two models' restorations under
     one results manifest (and skip the rows the first one did). A ValueError: the user's to fix, never
@@ -327,7 +359,8 @@ def finalize_results(
     )
     if model is not None:
         final = final.replace_schema_metadata({MODEL_METADATA: json.dumps(model, sort_keys=True)})
-    with tempfile.TemporaryDirectory(prefix="patina-results-") as tmp:
+    remove_stale_result_copies()
+    with tempfile.TemporaryDirectory(prefix=f"{_RESULT_COPY_PREFIX}{os.getpid()}-") as tmp:
         local = os.path.join(tmp, RESULTS_FILE)
         pq.write_table(final, local, compression="zstd")
         storage.write_file(storage.join(prefix_uri, RESULTS_FILE), local, "application/vnd.apache.parquet")

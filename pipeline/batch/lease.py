@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from pipeline.manifest import RESULTS_DIR
+from pipeline.manifest import RESULTS_DIR, process_exists
 from pipeline.storage import Storage, StorageError
 
 LEASE_FILE = "lease.json"
@@ -109,13 +109,7 @@ def _read(storage: Storage, uri: str) -> dict | None:
 
 def _alive(held: dict) -> bool:
     if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
-        try:
-            os.kill(held["pid"], 0)  # signal 0: does the process exist?
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # it exists, as another user
-        return True
+        return process_exists(held["pid"])
     renewed = held.get("renewed")
     return isinstance(renewed, int | float) and time.time() - renewed < LEASE_TTL_S
 

@@ -371,3 +371,27 @@ def test_a_dictionary_encoded_uri_column_is_read_as_its_strings():
     table = validate_manifest(pa.table({"uri": uris, "id": pa.array([1, 2, 3]).dictionary_encode()}))
     assert table["uri"].type == pa.string() and table["uri"].to_pylist()[1] == "/scans/b.jpg"
     assert table["id"].to_pylist() == ["1", "2", "3"]
+
+
+def test_a_results_copy_left_by_a_killed_finalize_is_removed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from pipeline.manifest import remove_stale_result_copies
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout
+    )
+    killed = tmp_path / f"patina-results-{dead}-abc"
+    killed.mkdir()
+    (killed / "results.parquet").write_bytes(b"a big copy")
+    live = tmp_path / f"patina-results-{os.getpid()}-def"  # a finalize in progress: kept
+    live.mkdir()
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    assert remove_stale_result_copies() == 1
+    assert not killed.exists() and live.exists() and other.exists()
