@@ -72,7 +72,7 @@ class RestorationGAN(GANTraining):
         gan_batch = (
             (batch.clean[clean_rows], restored[clean_rows], batch.degraded[clean_rows]) if gan_rows else ()
         )
-        if gan_rows:  # Discriminator: real pairs vs detached fakes.
+        if gan_rows:  # Discriminator: clean pairs vs detached fakes.
             self.discriminator_step(*gan_batch, losses)
 
         weight = defect_weight(batch.defect_mask, w.masked, batch.judged)
