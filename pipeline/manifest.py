@@ -239,19 +239,23 @@ def read_results(prefix_uri: str, storage: Storage, columns: list[str] | None = 
 
 def plan_remaining(manifest: pa.Table, prefix_uri: str, storage: Storage) -> Plan:
     """Split a validated manifest into done (some part has an 'ok' row for its id) and todo (never seen, or
-    only failed/skipped so far). Reads just the id, status and model_id columns of the parts and keeps only
-    the ok ids and the models that made them."""
+    only failed/skipped so far, or ok for an input that changed since). Reads just the id, status, model_id
+    and input identity columns of the parts and keeps only the ok rows' ids and identities and the models
+    that made them."""
     _require_ids(manifest)
 
-    def ok_rows(part: pa.Table) -> tuple[pa.Array, set[str]]:
+    def ok_rows(part: pa.Table) -> tuple[pa.Table, set[str]]:
         ok = part.filter(pc.equal(part["status"], "ok"))
-        ok = ok.filter(pc.invert(_changed_since(ok, manifest)))  # an input changed since: redo it
         # The pipeline always records a model id; a null one (a hand-made part) names no model to compare.
-        return ok["id"].combine_chunks(), set(pc.unique(ok["model_id"]).drop_null().to_pylist())
+        return ok.drop_columns(["status", "model_id"]), set(pc.unique(ok["model_id"]).drop_null().to_pylist())
 
     columns = ["id", "status", "model_id", *INPUT_IDENTITY.names]
     parts = _read_parts(prefix_uri, storage, columns, ok_rows)
-    value_set = pa.concat_arrays([ids for ids, _ in parts]) if parts else pa.array([], pa.string())
+    if parts:  # older parts carry no identity: their columns come out null, which never reads as changed
+        ok = pa.concat_tables([t for t, _ in parts], promote_options="default")
+        value_set = ok.filter(pc.invert(_changed_since(ok, manifest)))["id"].combine_chunks()
+    else:
+        value_set = pa.array([], pa.string())
     todo = manifest.filter(pc.invert(pc.is_in(manifest["id"], value_set=value_set)))
     models = frozenset().union(*(m for _, m in parts))
     return Plan(total=manifest.num_rows, done=manifest.num_rows - todo.num_rows, todo=todo, models=models)
@@ -261,17 +265,50 @@ def _changed_since(ok: pa.Table, manifest: pa.Table) -> pa.Array:
     """Per ok row: whether the manifest now gives its input another size or mtime than when it was restored
     (False where either side does not say: older parts, manifests without those columns)."""
     changed = pa.array(np.zeros(ok.num_rows, bool))
+    now = _manifest_identity(manifest)
+    if not now or not any(name in ok.column_names for name in now):
+        return changed
     rows = pc.index_in(ok["id"], value_set=manifest["id"].combine_chunks())
-    for name, recorded in (("size", "input_size"), ("mtime", "input_mtime")):
-        if name not in manifest.column_names or recorded not in ok.column_names:
-            continue
-        try:
-            now = pc.take(manifest[name].combine_chunks(), rows).cast(INPUT_IDENTITY.field(recorded).type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            continue  # a hand-made manifest's column of another type says nothing here
-        differs = pc.fill_null(pc.not_equal(now, ok[recorded]), False)
-        changed = pc.or_(changed, differs)
+    for name, values in now.items():
+        if name in ok.column_names:
+            differs = pc.fill_null(pc.not_equal(pc.take(values, rows), ok[name]), False)
+            changed = pc.or_(changed, differs)
     return changed
+
+
+def _manifest_identity(manifest: pa.Table) -> dict[str, pa.Array]:
+    """The manifest's size and mtime as INPUT_IDENTITY columns; a hand-made manifest's column of another
+    type is left out (it says nothing about a change), not an error."""
+    out = {}
+    for name, field in zip(("size", "mtime"), INPUT_IDENTITY, strict=True):
+        if name in manifest.column_names:
+            try:
+                out[field.name] = manifest[name].combine_chunks().cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                continue
+    return out
+
+
+@dataclass(frozen=True)
+class InputIdentity:
+    """The rows to do's INPUT_IDENTITY, looked up by id: the job attaches it to each batch of results it
+    records (``attach``), at the cost of that batch alone."""
+
+    positions: dict[str, int]
+    columns: dict[str, pa.Array]
+
+    @classmethod
+    def of(cls, todo: pa.Table) -> InputIdentity | None:
+        columns = _manifest_identity(todo)
+        if not columns:
+            return None
+        return cls({row_id: i for i, row_id in enumerate(todo["id"].to_pylist())}, columns)
+
+    def attach(self, rows: pa.Table) -> pa.Table:
+        where = pa.array([self.positions.get(i) for i in rows["id"].to_pylist()], pa.int64())
+        for name, values in self.columns.items():
+            rows = rows.append_column(name, pc.take(values, where))
+        return rows
 
 
 _RESULT_COPY_PREFIX = "patina-results-"  # + the writing process's pid: the local copy finalize uploads

@@ -30,8 +30,8 @@ from pipeline.batch.stages import encode_and_write, read_images
 from pipeline.batch.stylizer import ReferenceStylizer, Stylizer, era_name
 from pipeline.batch.summary import RunProgress, RunSummary, failure_reason, summarize
 from pipeline.manifest import (
-    INPUT_IDENTITY,
     RESULTS_FILE,
+    InputIdentity,
     conform_results,
     finalize_results,
     plan_remaining,
@@ -178,7 +178,7 @@ def _restore_leased(
             resources = ray.cluster_resources()
             num_gpus, num_cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
             ds = build_dataset(todo, job, storage, model_id, num_gpus, num_cpus)
-            _drive(ds, job, storage, progress, failures, on_progress, _input_identity(plan.todo))
+            _drive(ds, job, storage, progress, failures, on_progress, InputIdentity.of(plan.todo))
     finally:
         if started_ray:
             ray.shutdown()
@@ -264,13 +264,13 @@ def _drive(
     progress: RunProgress,
     failures: Counter[str],
     on_progress: Callable[[RunProgress], None] | None,
-    inputs: pa.Table | None = None,
+    inputs: InputIdentity | None = None,
 ) -> None:
     pending: list[pa.Table] = []
     last_flush = time.monotonic()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         rows = conform_results(batch)
-        pending.append(rows if inputs is None else _with_inputs(rows, inputs))
+        pending.append(rows if inputs is None else inputs.attach(rows))
         ok = int(pc.sum(pc.equal(rows["status"], "ok")).as_py() or 0)
         progress.ok += ok
         progress.failed += rows.num_rows - ok
@@ -286,27 +286,3 @@ def _drive(
             on_progress(progress)
     if pending:
         write_result_part(job.output, pa.concat_tables(pending), storage)
-
-
-def _input_identity(todo: pa.Table) -> pa.Table | None:
-    """(id, input_size, input_mtime) of the rows to do, from the manifest: recorded with each result so a
-    resume can tell an input that changed since (manifest.INPUT_IDENTITY). A hand-made manifest's column
-    of another type is left out, not an error."""
-    columns = {"id": todo["id"].combine_chunks().cast(pa.string())}
-    for name, field in (
-        ("size", INPUT_IDENTITY.field("input_size")),
-        ("mtime", INPUT_IDENTITY.field("input_mtime")),
-    ):
-        if name in todo.column_names:
-            try:
-                columns[field.name] = todo[name].combine_chunks().cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                continue
-    return pa.table(columns) if len(columns) > 1 else None
-
-
-def _with_inputs(rows: pa.Table, inputs: pa.Table) -> pa.Table:
-    where = pc.index_in(rows["id"], value_set=inputs["id"].combine_chunks())
-    for name in inputs.column_names[1:]:
-        rows = rows.append_column(name, pc.take(inputs[name].combine_chunks(), where))
-    return rows

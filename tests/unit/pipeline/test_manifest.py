@@ -328,7 +328,7 @@ def test_unreadable_part_is_named(tmp_path):
 def test_a_resume_redoes_a_row_whose_input_changed_since(tmp_path):
     # An input whose bytes changed (new size or mtime in the rebuilt manifest) must not keep its stale
     # output: its row is to do again. Rows without a recorded identity (older parts) stay done.
-    from pipeline.batch.driver import _input_identity, _with_inputs
+    from pipeline.manifest import InputIdentity
 
     storage, prefix = Storage(), str(tmp_path / "out")
     scans = tmp_path / "scans"
@@ -354,7 +354,7 @@ def test_a_resume_redoes_a_row_whose_input_changed_since(tmp_path):
             "defect_coverage": [0.0] * 3,
         }
     )
-    rows = _with_inputs(conform_results(ok), _input_identity(manifest))
+    rows = InputIdentity.of(manifest).attach(conform_results(ok))
     write_result_part(prefix, rows.slice(0, 2), storage)  # a and b: recorded with their size and mtime
     write_result_part(prefix, conform_results(ok).slice(2, 1), storage)  # c: an older part, no identity
     assert plan_remaining(manifest, prefix, storage).todo.num_rows == 0
