@@ -29,6 +29,12 @@ WRITERS = {
 _ALIASES = {"MPO": "JPEG"}  # camera JPEGs that carry extra pictures (MPF)
 
 
+def _odd_segments(key: str) -> bool:
+    """An S3 key with an empty, '.' or '..' segment: on a local disk '..' would climb out of a prefix, and
+    'a//b' and 'a/./b' would both land on 'a/b'; on S3 they are confusing aliases."""
+    return bool({"", ".", ".."} & set(key.split("/")))
+
+
 def output_uri(input_uri: str, output_prefix: str, input_format: str, output_format: str) -> str:
     """Where the restoration of ``input_uri`` goes: s3://bucket/key -> <prefix>/bucket/key, a local path or
     file:// URI -> <prefix>/<absolute path, symlinks resolved, without its leading '/'>. The key is kept
@@ -38,9 +44,7 @@ def output_uri(input_uri: str, output_prefix: str, input_format: str, output_for
     source = parse_uri(input_uri)
     if source.scheme == "s3":
         relative = f"{source.bucket}/{source.key}"
-        if {"", ".", ".."} & set(relative.split("/")):
-            # On a local disk '..' would climb out of the output prefix, and 'a//b' and 'a/./b' would both
-            # land on 'a/b'; on S3 they are confusing aliases.
+        if _odd_segments(relative):
             raise ValueError(
                 f"{input_uri}: key has empty, '.' or '..' path segments; refusing to map it to an output"
             )
@@ -97,8 +101,8 @@ def check_output_prefix(uris: pa.Array, output: str) -> None:
     identity, per input folder, so archives may span folders and buckets and no alias slips through."""
     parsed = parse_uri(output)
     if parsed.scheme == "s3":
-        segments = parsed.key.rstrip("/").split("/") if parsed.key.rstrip("/") else []
-        if any(segment in ("", ".", "..") for segment in segments):
+        key = parsed.key.rstrip("/")  # a trailing '/' only says it is a prefix
+        if key and _odd_segments(key):
             raise ValueError(
                 f"output {output} has an empty, '.' or '..' segment; S3 keys are not paths: spell the "
                 "prefix plainly (input keys with them are refused too)"
