@@ -21,5 +21,6 @@ def is_real_validation(name: str) -> bool:
 def real_split(folder: Path) -> tuple[list[Path], list[Path]]:
     """(training, validation) photos of ``folder``, sorted by name."""
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    val = [p for p in photos if is_real_validation(p.name)]
-    return [p for p in photos if p not in val], val
+    return [p for p in photos if not is_real_validation(p.name)], [
+        p for p in photos if is_real_validation(p.name)
+    ]
