@@ -58,7 +58,8 @@ MANIFEST_SCHEMA = pa.schema(
 # ``error`` is one line (null when ok); ``output_uri``, ``output_sha256`` and ``input_etag`` are null where
 # there is none (a failed row); ``input_etag`` is the sha256 hex of the bytes read, wherever they came from;
 # ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the model
-# marked as defects. width/height are the output image's pixels, 0 when the image failed.
+# marked as defects. width/height are the output image's pixels (a multi-page TIFF's first page), 0 when the
+# image failed; ``pages`` is how many pages the output holds (1 but for multi-page TIFFs, 0 when failed).
 RESULT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -73,8 +74,12 @@ RESULT_SCHEMA = pa.schema(
         ("model_id", pa.string()),
         ("elapsed_ms", pa.float64()),
         ("defect_coverage", pa.float32()),
+        ("pages", pa.int32()),
     ]
 )
+# Result columns added since the first results were written: parts written before them (and rows made by
+# hand) lack them, and read as null there, so a resume over an older output prefix goes on.
+ADDED_RESULT_COLUMNS = frozenset({"pages"})
 
 # What the input was when its row was restored (the manifest's size and mtime then): kept in result parts
 # beside RESULT_SCHEMA, so a resume redoes a row whose input changed since instead of keeping a stale output
@@ -419,14 +424,16 @@ def _read_parts(
             data = pa.BufferReader(storage.read_bytes(uri))
             present = set(pq.read_schema(data).names)
             data.seek(0)
-            wanted = [c for c in columns if c in RESULT_SCHEMA.names or c in present]
-            part = pq.read_table(data, columns=wanted)
+            # A result column a part lacks fails it as unreadable, but for those added since it was written.
+            required = set(RESULT_SCHEMA.names) - ADDED_RESULT_COLUMNS
+            wanted = [c for c in columns if c in present or c in required]
+            part = _with_added_columns(pq.read_table(data, columns=wanted), columns)
         except (pa.ArrowException, OSError) as exc:
             raise ManifestError(
                 f"{uri}: unreadable result part ({one_line(exc)}); delete it to redo its rows"
             ) from None
         fields = {f.name: f for f in (*RESULT_SCHEMA, *INPUT_IDENTITY)}
-        return transform(part.cast(pa.schema([fields[c] for c in wanted])))
+        return transform(part.cast(pa.schema([fields[c] for c in part.column_names])))
 
     if not uris:
         return []
@@ -457,10 +464,23 @@ def _empty_as_null(table: pa.Table) -> pa.Table:
     return table
 
 
+def _with_added_columns(table: pa.Table, columns: Iterable[str]) -> pa.Table:
+    """``table`` with the ADDED_RESULT_COLUMNS among ``columns`` that it lacks, as nulls, in the order of
+    ``columns`` (then any others it has)."""
+    for name in columns:
+        if name in ADDED_RESULT_COLUMNS and name not in table.column_names:
+            table = table.append_column(
+                RESULT_SCHEMA.field(name), pa.nulls(table.num_rows, RESULT_SCHEMA.field(name).type)
+            )
+    order = [c for c in columns if c in table.column_names]
+    return table.select([*order, *(c for c in table.column_names if c not in order)])
+
+
 def conform_results(table: pa.Table) -> pa.Table:
     """Result rows as RESULT_SCHEMA says (its columns, in order, cast; others dropped), with an empty error,
     output, digest or ETag read as none (null). The one place rows are shaped, by the job as they arrive and
     again by write_result_part for rows from anywhere; bad rows raise ManifestError."""
+    table = _with_added_columns(table, RESULT_SCHEMA.names)
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing:
         raise ManifestError(f"result rows lack column(s) {', '.join(missing)}")

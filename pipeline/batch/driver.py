@@ -221,6 +221,7 @@ def _refuse_collisions(
                     "model_id": pa.array([model_id] * n),
                     "elapsed_ms": pa.array([0.0] * n),
                     "defect_coverage": pa.array([0.0] * n, pa.float32()),
+                    "pages": pa.array([0] * n, pa.int32()),
                 }
             ),
             storage,

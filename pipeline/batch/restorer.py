@@ -7,6 +7,7 @@ how the GPU path is exercised directly.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -16,7 +17,8 @@ from model.degradation.aging import LUMA
 from model.restoration.fill import classical_fill, only_in_mask
 from model.restoration.inference import default_autocast, tile_restorer
 from pipeline.batch.config import PipelineConfig
-from pipeline.batch.stages import image_at, images_column
+from pipeline.batch.decoding import Decoded
+from pipeline.batch.stages import image_at, images_column, pages_at, pages_column
 from pipeline.batch.tiling import restore_tiled
 from pipeline.storage import Storage, StorageError
 
@@ -68,6 +70,11 @@ class ImageActor:
     it), ``defect_coverage`` (fraction of pixels marked as defects) and ``restore_ms``. A row that already
     failed, or an actor that refuses (``refusal``), passes the reason on; running out of GPU memory fails
     the row, not the actor.
+
+    A multi-page TIFF's later pages (``more_pages``) are restored one after another by ``process``, as the
+    first is, each on a one-row batch of its own; they leave as ``more_restored`` (``pages_at`` reads it)
+    with their metadata, and ``defect_coverage`` is over all pages' pixels. With --masks, the mask written
+    is the first page's.
     """
 
     refusal = ""
@@ -82,6 +89,7 @@ class ImageActor:
         restore_ms = np.zeros(n, dtype=np.float64)
         errors = np.array(batch["error"], dtype=object)
         masks: list[np.ndarray | None] = [None] * n
+        more: list[list[Decoded]] = [[] for _ in range(n)]
         for i in range(n):
             if errors[i]:
                 continue
@@ -92,6 +100,7 @@ class ImageActor:
             try:
                 restored[i], coverage[i], *mask = self.process(batch, i)
                 masks[i] = mask[0] if mask else None
+                more[i], coverage[i] = self._more_pages(batch, i, restored[i], coverage[i])
             except NonFiniteOutputError as exc:
                 errors[i] = str(exc)
             except torch.OutOfMemoryError:
@@ -101,7 +110,7 @@ class ImageActor:
                 torch.cuda.empty_cache()
             restore_ms[i] = (time.perf_counter() - started) * 1000
         # The decoded pixels are not needed downstream: dropping them halves what Ray moves to the encoders.
-        rest = {k: v for k, v in batch.items() if k != "pixels"}
+        rest = {k: v for k, v in batch.items() if k not in ("pixels", "more_pages")}
         # ``channels`` describes ``restored`` from here on: a print of a grayscale scan is toned colour.
         channels = np.array(
             [
@@ -117,10 +126,40 @@ class ImageActor:
             **rest,
             "channels": channels,
             "restored": images_column(restored),
+            "more_restored": pages_column(more),
             "defect_coverage": coverage,
             "restore_ms": restore_ms,
             "error": errors,
         }
+
+    def _more_pages(
+        self, batch: dict[str, np.ndarray], i: int, first: np.ndarray, coverage: float
+    ) -> tuple[list[Decoded], float]:
+        """Row ``i``'s later pages restored (their metadata kept), and the defect coverage of all pages."""
+        pages = pages_at(batch, i)
+        restored, covered, pixels = (
+            [],
+            coverage * first.shape[0] * first.shape[1],
+            first.shape[0] * first.shape[1],
+        )
+        for page in pages:
+            out, page_coverage, *_ = self.process(_one_page(batch, i, page.pixels), 0)
+            restored.append(replace(page, pixels=out))
+            area = out.shape[0] * out.shape[1]
+            covered, pixels = covered + page_coverage * area, pixels + area
+        return restored, (covered / pixels if pages and pixels else coverage)
+
+
+def _one_page(batch: dict[str, np.ndarray], i: int, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """A one-row batch holding one page of row ``i``, as ``process`` reads a row (its id seeds stylizers)."""
+    return {
+        "id": batch["id"][i : i + 1],
+        "pixels": images_column([pixels]),
+        "height": np.array([pixels.shape[0]]),
+        "width": np.array([pixels.shape[1]]),
+        "channels": np.array([pixels.shape[2]]),
+        "bit_depth": np.array([16 if pixels.dtype == np.uint16 else 8]),
+    }
 
 
 class Restorer(ImageActor):

@@ -98,6 +98,46 @@ def image_at(batch: Columns, i: int, column: str = "pixels") -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(shape)
 
 
+def pages_column(rows: Sequence[Sequence[Decoded]]) -> np.ndarray:
+    """Each row's pages after the first (a multi-page TIFF's; b"" for others) as one bytes value: their
+    pixels and metadata in an .npz, which keeps every page's own dtype and shape. Bytes, for the reason
+    images_column gives; ``pages_at`` reads them back."""
+    values = []
+    for pages in rows:
+        arrays: dict[str, np.ndarray] = {}
+        for k, page in enumerate(pages):
+            arrays |= {
+                f"{k}.pixels": page.pixels,
+                f"{k}.mode": np.array(page.mode),
+                f"{k}.exif": np.frombuffer(page.exif, np.uint8),
+                f"{k}.icc": np.frombuffer(page.icc, np.uint8),
+                f"{k}.dpi": np.array(page.dpi, np.float64),
+            }
+        buffer = io.BytesIO()
+        if arrays:
+            np.savez(buffer, **arrays)
+        values.append(buffer.getvalue())
+    return _objects(values)
+
+
+def pages_at(batch: Columns, i: int, column: str = "more_pages") -> list[Decoded]:
+    """Row ``i``'s pages after the first, as ``pages_column`` packed them ([] for a one-page row)."""
+    data = batch[column][i] if column in batch else b""
+    if not len(data):
+        return []
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return [
+            Decoded(
+                arrays[f"{k}.pixels"],
+                mode=str(arrays[f"{k}.mode"]),
+                exif=arrays[f"{k}.exif"].tobytes(),
+                icc=arrays[f"{k}.icc"].tobytes(),
+                dpi=tuple(arrays[f"{k}.dpi"].tolist()),
+            )
+            for k in range(len(arrays.files) // 5)
+        ]
+
+
 def decode(batch: Columns, max_pixels: int) -> Columns:
     """Decode fetch's ``data`` (dropped from the output) into ``pixels``, an images column (``image_at`` reads
     row i as HxWxC, C = 1, 2, 3 or 4 for L, LA, RGB, RGBA, uint8 (0..255) or, for 16-bit and 32-bit
@@ -109,10 +149,9 @@ def decode(batch: Columns, max_pixels: int) -> Columns:
     as "truncated or corrupt image: <the reader's reason>", and TIFFs whose pixels Pillow has no mode for
     (float RGB, 16-bit gray+alpha...) as "unsupported TIFF pixel layout: <what the TIFF says>". EXIF
     orientation is applied to the pixels, width, height and dpi, and the orientation tag left in ``exif``
-    is 1. Images over ``max_pixels`` fail from their header, before any pixel is decoded. Only
-    single-frame images are restored: multi-page TIFFs and animated GIF, PNG and WebP fail with their frame
-    count (previews are no frames: a camera MPO's extra pictures, a TIFF's reduced-resolution pages).
-    Failed rows get no pixel bytes, "" and zeros.
+    is 1. Images over ``max_pixels`` fail from their header, before any pixel is decoded. Animated GIF,
+    PNG and WebP fail with their frame count (a camera MPO's extra pictures are previews, no frames);
+    multi-page TIFFs are restored page by page (below). Failed rows get no pixel bytes, "" and zeros.
 
     Modes: 1 -> L; P and others -> RGBA with transparency or alpha, else RGB; CMYK, YCbCr, LAB, HSV -> RGB
     (encode_and_write turns RGB back into CMYK for CMYK inputs); I;16* and I -> uint16 (I with values
@@ -124,10 +163,26 @@ def decode(batch: Columns, max_pixels: int) -> Columns:
     nearly black and comes out scaled up). Values outside 0..255, NaN or infinity fail the row.
 
     16-bit colour, which Pillow reads as 8-bit RGB or RGBA (16 bits per sample in the PNG header or the
-    TIFF's BitsPerSample): RGB, RGBA and gray+alpha PNG and interleaved RGB and RGBA TIFF are read again
-    by OpenCV -> uint16 RGB, RGBA, LA (gray+alpha), and kept only if their high bytes are exactly Pillow's
-    pixels; any other (16-bit CMYK TIFF, separate colour planes, JPEG 2000 over 8 bits) fails with its
-    reason rather than be restored at 8 bits."""
+    TIFF's BitsPerSample): RGB, RGBA and gray+alpha PNG are read again by OpenCV, and RGB, RGBA and CMYK
+    TIFF (interleaved or in separate colour planes) by tifffile (OpenCV where tifffile lacks the codec, as
+    for LZW) -> uint16 RGB, RGBA, LA (gray+alpha), kept only if their high bytes are exactly Pillow's
+    pixels (see decoding._full_depth for the exceptions). 16-bit CMYK becomes 16-bit RGB by Pillow's own
+    8-bit formula, and is written back as CMYK like 8-bit CMYK; associated (premultiplied) alpha is divided
+    out, as Pillow does at 8 bits, and written unassociated. Any other (JPEG 2000 over 8 bits, extra
+    samples that are not alpha) fails with its reason rather than be restored at 8 bits.
+
+    TIFF samples of 32 bits unsigned (gray, gray+alpha, RGB, RGBA), which have a full scale as 8 and 16
+    bits do, are scaled to uint16 (v * 65535 / (2**32 - 1), rounded): the restoration keeps no more (the
+    model computes in float32, outputs are 8 or 16 bits). Signed 32-bit gray (Pillow's own I) has none,
+    so it keeps the rule above; other TIFF layouts (float colour, signed colour...) fail as unsupported.
+
+    Every page of a multi-page TIFF is restored, each at its own size, depth and metadata: ``pages`` says
+    how many (1 for every other image, 0 for failed rows), and ``more_pages`` (``pages_at``) holds those
+    after the first, whose own values are the columns above. Reduced-resolution pages (NewSubfileType bit
+    0: a scanner's preview or thumbnail) are no pages: a preview of the unrestored scan would misrepresent
+    the restoration, so they are left out of the output. ``max_pixels`` bounds the sum of the pages, since
+    a row holds them all at once. ``bigtiff`` is True for a BigTIFF input, so a TIFF output is one too. A
+    later page's failure fails the row, naming the page ("page 2 of 3: ...")."""
     rows: list[Decoded] = []
     elapsed = batch["elapsed_ms"].copy()
     for i, (data, error) in enumerate(zip(batch["data"], batch["error"], strict=True)):
@@ -149,6 +204,9 @@ def decode(batch: Columns, max_pixels: int) -> Columns:
         "height": np.array([row.pixels.shape[0] for row in rows], dtype=np.int32),
         "error": _objects([row.error for row in rows]),
         "elapsed_ms": elapsed,
+        "pages": np.array([(1 + len(row.more_pages)) * (not row.error) for row in rows], dtype=np.int32),
+        "more_pages": pages_column([row.more_pages for row in rows]),
+        "bigtiff": np.array([row.bigtiff for row in rows], dtype=bool),
     }
 
 
@@ -178,9 +236,13 @@ def encode_and_write(
     space fits the written mode), DPI (not in WebP) and alpha are kept. JPEG has no alpha, so it is dropped
     (not composited); 16-bit images become 8-bit in JPEG and WebP and stay 16-bit in PNG and TIFF (16-bit
     gray+alpha is written to TIFF as RGBA, gray in all three: neither Pillow nor OpenCV reads it back as
-    gray+alpha); CMYK inputs are written as CMYK in JPEG and TIFF. ``error`` is "" for ok rows and
-    ``output_uri`` "" for failed ones; width, height and defect_coverage are 0 for failed rows. Writes run
-    concurrently in a few threads."""
+    gray+alpha); CMYK inputs are written as CMYK in JPEG and TIFF. A multi-page TIFF (``more_restored``,
+    as ``pages_at`` reads it) is written as one multi-page TIFF, each page with its own depth, size and
+    tags; in any other output format its row fails ("multi-page TIFF (3 pages) can only be written as
+    TIFF..."), since those formats hold one picture and dropping pages would lose them. A TIFF output is a
+    BigTIFF when the input was (``bigtiff``) or when it passes 4 GiB. ``error`` is "" for ok rows and
+    ``output_uri`` "" for failed ones; width, height (the first page's), pages and defect_coverage are 0
+    for failed rows. Writes run concurrently in a few threads."""
     written_format("", output_format)  # a bad option fails the job once, not every row
 
     def write(i: int) -> tuple[str, str, str, float]:
@@ -193,10 +255,16 @@ def encode_and_write(
             target = output_uri(uri, output_prefix, fmt, output_format)
         except ValueError as exc:  # the output would be the input itself, or outside the output prefix
             return "", str(exc), "", 0.0
+        more = pages_at(batch, i, "more_restored")
+        if more and written != "TIFF":
+            return "", _only_tiff(len(more) + 1, output_format), "", 0.0
         try:
             restored = image_at(batch, i, "restored")
             dpi = (batch["dpi_x"][i], batch["dpi_y"][i])
-            data = encode(restored, batch["mode"][i], written, batch["exif"][i], batch["icc"][i], dpi)
+            bigtiff = bool(batch["bigtiff"][i]) if "bigtiff" in batch else False
+            data = encode(
+                restored, batch["mode"][i], written, batch["exif"][i], batch["icc"][i], dpi, bigtiff, more
+            )
         except Exception as exc:  # one odd image (EXIF too long for JPEG, ...) must not stop the job
             return "", f"could not encode as {written}: {one_line(exc)}", "", _ms_since(start)
         try:
@@ -224,11 +292,19 @@ def encode_and_write(
         "model_id": _objects([model_id] * n),
         "elapsed_ms": batch["elapsed_ms"] + batch["restore_ms"] + np.array([ms for *_, ms in results]),
         "defect_coverage": np.where(ok, batch["defect_coverage"], 0).astype(np.float32),
+        "pages": np.where(ok, batch.get("pages", 1), 0).astype(np.int32),  # hand-built batches: 1 page
     }
     return {name: out[name] for name in RESULT_SCHEMA.names}
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _only_tiff(pages: int, output_format: str) -> str:
+    return (
+        f"multi-page TIFF ({pages} pages) can only be written as TIFF, not {output_format}; "
+        "restore it with --format same or tiff"
+    )
 
 
 def _mask_png(batch: Columns, i: int) -> bytes:

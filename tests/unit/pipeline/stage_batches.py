@@ -19,11 +19,13 @@ def manifest(uris: list[str]) -> dict[str, np.ndarray]:
 
 
 def restore(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Stand-in for the model actor: each 'restored' image is an exact copy of its pixels."""
+    """Stand-in for the model actor: each 'restored' image (a multi-page TIFF's later pages too) is an exact
+    copy of its pixels."""
     n = len(batch["id"])
     return {
         **batch,
         "restored": batch["pixels"].copy(),
+        "more_restored": batch["more_pages"].copy() if "more_pages" in batch else np.full(n, b"", object),
         "defect_coverage": np.full(n, 0.25, np.float32),
         "restore_ms": np.full(n, 2.0),
     }

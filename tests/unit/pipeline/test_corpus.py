@@ -166,7 +166,7 @@ CORPUS: dict[str, tuple[str, Callable[[], bytes], str, str]] = {
         "ok",
         "",
     ),
-    "multi-page tiff": ("pages.tif", lambda: _animated("TIFF"), "failed", "multi-page TIFF (3 pages)"),
+    "multi-page tiff": ("pages.tif", lambda: _animated("TIFF"), "ok", ""),  # every page restored
     "animated gif": ("anim.gif", lambda: _animated("GIF"), "failed", "animated GIF (3 frames)"),
     "animated png": ("anim.png", lambda: _animated("PNG"), "failed", "animated PNG (3 frames)"),
     "animated webp": ("anim.webp", lambda: _animated("WEBP"), "failed", "animated WebP (3 frames)"),

@@ -47,7 +47,6 @@ def frames(n: int = 3) -> list[Image.Image]:
 @pytest.mark.parametrize(
     ("name", "fmt", "options", "reason"),
     [
-        ("pages.tif", "TIFF", {}, "multi-page TIFF (3 pages)"),
         ("anim.gif", "GIF", {"duration": 100, "loop": 0}, "animated GIF (3 frames)"),
         ("anim.png", "PNG", {"duration": 100}, "animated PNG (3 frames)"),
         ("anim.webp", "WEBP", {"duration": 100, "lossless": True}, "animated WebP (3 frames)"),
@@ -94,16 +93,109 @@ def test_tiff_whose_second_page_is_a_reduced_resolution_preview_is_one_image(tmp
     np.testing.assert_array_equal(image_at(decoded, 0), full)
 
 
-def test_tiff_pages_that_are_not_previews_still_fail(tmp_path):
+def test_a_first_page_marked_as_a_preview_is_still_a_page(tmp_path):
     buffer = io.BytesIO()
     with tifffile.TiffWriter(buffer) as tiff:
         tiff.write(photo(), photometric="rgb", subfiletype=1)  # the first page marked as a preview
-        tiff.write(photo(), photometric="rgb")
+        tiff.write(photo((20, 10)), photometric="rgb")
     src = write(tmp_path / "in" / "scan.tif", buffer.getvalue())
 
-    decoded, _ = run(src, tmp_path / "out")
+    _, row = run(src, tmp_path / "out")
 
-    assert decoded["error"][0] == "multi-page TIFF (2 pages); only single-frame images are restored"
+    assert (row["status"], row["error"], row["pages"]) == ("ok", "", 2)
+    with tifffile.TiffFile(row["output_uri"]) as tif:
+        assert [page.shape for page in tif.pages] == [(30, 40, 3), (10, 20, 3)]
+
+
+def multi_page_tiff(bigtiff: bool = False) -> tuple[bytes, list[np.ndarray]]:
+    """Three pages as an archive scans them: 8-bit RGB, 16-bit RGB and 16-bit gray, each its own size,
+    description and resolution, with a scanner's thumbnail (a reduced-resolution IFD) after the first."""
+    pages = [photo((40, 30)), deep(3, (24, 36), seed=1), deep(1, (50, 20), seed=2)[:, :, 0]]
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer, bigtiff=bigtiff) as tiff:
+        for k, (pixels, dpi) in enumerate(zip(pages, (300, 600, 1200), strict=True)):
+            photometric = "rgb" if pixels.ndim == 3 else "minisblack"
+            tiff.write(
+                pixels,
+                photometric=photometric,
+                description=f"page {k + 1}",
+                resolution=(dpi, dpi),
+                resolutionunit="INCH",
+                compression="zlib",
+            )
+            if k == 0:
+                tiff.write(pixels[::8, ::8], photometric="rgb", subfiletype=1)
+    return buffer.getvalue(), pages
+
+
+def test_every_page_of_a_multi_page_tiff_is_restored_with_its_depth_size_and_tags(tmp_path):
+    body, pages = multi_page_tiff()
+    src = write(tmp_path / "in" / "letters.tif", body)
+
+    _, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"], row["pages"]) == ("ok", "", 3)
+    assert (row["width"], row["height"]) == (40, 30)  # the first page's
+    with tifffile.TiffFile(row["output_uri"]) as tif:
+        assert len(tif.pages) == 3  # the thumbnail is left out
+        for k, (page, pixels, dpi) in enumerate(zip(tif.pages, pages, (300, 600, 1200), strict=True)):
+            assert page.description == f"page {k + 1}"
+            assert page.tags["XResolution"].value == (dpi, 1) and page.tags["ResolutionUnit"].value == 2
+            np.testing.assert_array_equal(page.asarray(), pixels)  # the stand-in restorer copies
+    assert [page.dtype for page in pages] == [np.uint8, np.uint16, np.uint16]
+
+
+def test_a_multi_page_tiff_through_the_model_has_every_page_restored(tmp_path, tiny_checkpoint):
+    from pipeline.batch.restorer import Restorer
+
+    body, pages = multi_page_tiff()
+    src = write(tmp_path / "in" / "letters.tif", body)
+    storage = Storage()
+    decoded = decode(fetch(manifest([src]), storage), 10**6)
+
+    restored = Restorer(str(tiny_checkpoint), storage, device="cpu")(decoded)
+    result = encode_and_write(restored, str(tmp_path / "out"), "same", storage, MODEL)
+
+    assert (result["status"][0], result["pages"][0]) == ("ok", 3), result["error"][0]
+    with tifffile.TiffFile(result["output_uri"][0]) as tif:
+        written = [page.asarray() for page in tif.pages]
+    assert [p.shape for p in written] == [p.shape for p in pages]
+    assert [p.dtype for p in written] == [p.dtype for p in pages]
+    assert all(not np.array_equal(out, pixels) for out, pixels in zip(written, pages, strict=True))
+
+
+def test_a_multi_page_tiff_in_a_single_picture_format_fails_its_row(tmp_path):
+    src = write(tmp_path / "in" / "letters.tif", multi_page_tiff()[0])
+
+    _, row = run(src, tmp_path / "out", "png")
+
+    assert (row["status"], row["pages"]) == ("failed", 0)
+    assert row["error"] == (
+        "multi-page TIFF (3 pages) can only be written as TIFF, not png; "
+        "restore it with --format same or tiff"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_pixel_limit_counts_every_page(tmp_path):
+    src = write(tmp_path / "in" / "letters.tif", multi_page_tiff()[0])
+    storage = Storage()
+
+    decoded = decode(fetch(manifest([src]), storage), 40 * 30 + 24 * 36)  # two pages' worth, not three
+
+    assert decoded["error"][0] == (
+        "multi-page TIFF has 3,064 pixels in its 3 pages, over the limit of 2,064 (raise --max-pixels)"
+    )
+
+
+def test_a_bigtiff_input_comes_out_as_a_bigtiff_with_every_page(tmp_path):
+    src = write(tmp_path / "in" / "letters.tif", multi_page_tiff(bigtiff=True)[0])
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["pages"], decoded["bigtiff"][0]) == ("ok", 3, True)
+    with tifffile.TiffFile(row["output_uri"]) as tif:
+        assert tif.is_bigtiff and len(tif.pages) == 3
 
 
 # -- 16-bit colour ---------------------------------------------------------------------------------------
@@ -118,6 +210,18 @@ def test_tiff_pages_that_are_not_previews_still_fail(tmp_path):
         ("rgb48.tif", 3, lambda p: cv2_encoded(p, ".tif")),
         ("rgba64.tif", 4, lambda p: tiff_encoded(p, photometric="rgb", extrasamples=["unassalpha"])),
         ("bigendian.tif", 3, lambda p: tiff_encoded(p, photometric="rgb", byteorder=">", compression="zlib")),
+        (
+            "planar.tif",
+            3,
+            lambda p: tiff_encoded(p.transpose(2, 0, 1), photometric="rgb", planarconfig="separate"),
+        ),
+        (
+            "planar-rgba.tif",
+            4,
+            lambda p: tiff_encoded(
+                p.transpose(2, 0, 1), photometric="rgb", planarconfig="separate", extrasamples=["unassalpha"]
+            ),
+        ),
     ],
 )
 def test_16_bit_colour_is_restored_at_full_depth(tmp_path, name, channels, make):
@@ -239,15 +343,9 @@ def test_16_bit_tiff_keeps_orientation_exif_icc_and_dpi(tmp_path, output_format)
     ("name", "make", "reason"),
     [
         (
-            "press.tif",
-            lambda: tiff_encoded(deep(4), photometric="separated"),
-            "16-bit CMYK TIFF could not be read at full depth; restoring it at 8 bits would lose precision",
-        ),
-        (
-            "planar.tif",
-            lambda: tiff_encoded(deep(3).transpose(2, 0, 1), photometric="rgb", planarconfig="separate"),
-            "16-bit RGB TIFF with separate colour planes is not supported; restoring it at 8 bits would lose "
-            "precision",
+            "extra.tif",
+            lambda: tiff_encoded(deep(4), photometric="rgb", extrasamples=["unspecified"]),
+            "16-bit RGB TIFF could not be read at full depth; restoring it at 8 bits would lose precision",
         ),
         (
             "scan.jp2",
@@ -262,6 +360,68 @@ def test_16_bit_colour_that_cannot_be_read_at_full_depth_fails(tmp_path, name, m
     _, row = run(src, tmp_path / "out")
 
     assert (row["status"], row["error"]) == ("failed", reason)
+
+
+def test_16_bit_rgba_with_associated_alpha_is_restored_at_full_depth(tmp_path):
+    straight = deep(4)
+    alpha = straight[:, :, 3:].astype(np.float64)
+    premultiplied = np.concatenate([np.rint(straight[:, :, :3] * alpha / 65535), alpha], 2).astype(np.uint16)
+    src = write(
+        tmp_path / "in" / "cutout.tif",
+        tiff_encoded(premultiplied, photometric="rgb", extrasamples=["assocalpha"]),
+    )
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], decoded["bit_depth"][0], decoded["channels"][0]) == ("ok", 16, 4), row["error"]
+    pixels = image_at(decoded, 0)
+    np.testing.assert_array_equal(pixels[:, :, 3], straight[:, :, 3])  # alpha bit for bit
+    opaque = straight[:, :, 3] > 4096  # where premultiplying kept enough of the colour to divide back
+    assert np.abs(pixels[opaque][:, :3].astype(int) - straight[opaque][:, :3]).max() <= 16
+    out = reopen(row["output_uri"])
+    assert out["bit_depth"] == 16
+    np.testing.assert_array_equal(out["pixels"], pixels)
+
+
+def test_16_bit_cmyk_is_restored_at_full_depth_and_written_back_as_cmyk(tmp_path):
+    cmyk = deep(4)
+    src = write(tmp_path / "in" / "press.tif", tiff_encoded(cmyk, photometric="separated"))
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], decoded["mode"][0], decoded["bit_depth"][0]) == ("ok", "CMYK", 16), row["error"]
+    inverse = 65535 - cmyk.astype(np.int64)
+    expected = (inverse[:, :, :3] * inverse[:, :, 3:] + 32767) // 65535  # Pillow's 8-bit formula at 16
+    np.testing.assert_array_equal(image_at(decoded, 0), expected)
+    assert (image_at(decoded, 0) & 0xFF).any()  # the low bytes are there
+    with tifffile.TiffFile(row["output_uri"]) as tif:
+        page = tif.pages[0]
+        assert (page.photometric, page.dtype) == (tifffile.PHOTOMETRIC.SEPARATED, np.uint16)
+        written = page.asarray()
+    np.testing.assert_array_equal(written[:, :, :3], 65535 - expected)  # as Pillow writes RGB as CMYK
+    assert not written[:, :, 3].any()
+
+
+@pytest.mark.parametrize(("channels", "photometric"), [(3, "rgb"), (1, "minisblack")])
+def test_32_bit_unsigned_tiff_is_scaled_to_16_bits(tmp_path, channels, photometric):
+    values = np.random.default_rng(3).integers(0, 2**32, (30, 40, channels), dtype=np.uint32)
+    values[0, 0], values[0, 1] = 0, 2**32 - 1
+    src = write(
+        tmp_path / "in" / "scan.tif",
+        tiff_encoded(
+            values if channels > 1 else values[:, :, 0], photometric=photometric, resolution=(400, 400)
+        ),
+    )
+
+    decoded, row = run(src, tmp_path / "out")
+
+    assert (row["status"], row["error"], decoded["bit_depth"][0]) == ("ok", "", 16)
+    pixels = image_at(decoded, 0)
+    np.testing.assert_array_equal(pixels, np.rint(values / 65537).astype(np.uint16))
+    assert pixels[0, 0, 0] == 0 and pixels[0, 1, 0] == 65535
+    out = reopen(row["output_uri"])
+    assert out["bit_depth"] == 16 and (out["dpi_x"], out["dpi_y"]) == (400, 400)
+    np.testing.assert_array_equal(out["pixels"], pixels)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG2000", "J2K"])
@@ -290,6 +450,8 @@ def test_a_bigtiff_scan_is_restored_with_its_tags(tmp_path, bits):
     out = reopen(row["output_uri"])
     np.testing.assert_array_equal(out["pixels"], pixels)  # the stand-in restorer copies: lossless round trip
     assert out["bit_depth"] == bits and (out["dpi_x"], out["dpi_y"]) == (600, 600)
+    with tifffile.TiffFile(row["output_uri"]) as tif:
+        assert tif.is_bigtiff  # as the input was, though small
 
 
 def test_an_output_too_large_for_a_classic_tiff_is_written_as_a_bigtiff():
