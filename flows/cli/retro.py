@@ -38,8 +38,13 @@ def retro_render(
     era_name: str | None = typer.Option(None, "--era", help="Era preset (patina retro eras)."),
     params: Path | None = typer.Option(None, help="Renderer parameters as JSON instead of an era."),
     seed: int = typer.Option(0, help="Seed of grain and wear: same seed, same prints."),
+    wear: float | None = typer.Option(
+        None, help="Handling wear 0-1 (0: a clean print of the period); default: the era's own light amount."
+    ),
 ) -> None:
     """Render a folder as period prints with the parametric renderer. Re-running skips images already done."""
+    import dataclasses
+
     from model.retro.eras import era
     from model.retro.params import RetroParams
     from pipeline.tools.folders import stylize_folder
@@ -47,6 +52,10 @@ def retro_render(
     if (era_name is None) == (params is None):
         raise ValueError("give exactly one of --era NAME or --params FILE.json")
     look = era(era_name) if era_name else RetroParams.from_json(params.read_text())
+    if wear is not None:
+        if not 0 <= wear <= 1:
+            raise ValueError(f"--wear must lie between 0 and 1, got {wear}")
+        look = dataclasses.replace(look, wear=wear)
     report_folder(stylize_folder(src, dst, look, seed), "rendered", f"as {era_name or params} into {dst}")
 
 

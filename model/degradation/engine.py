@@ -39,6 +39,7 @@ from model.degradation.shapes import (
     _scratch,
     _stain,
     _tear,
+    fine_scratch,
 )
 
 
@@ -219,6 +220,32 @@ def _aging(rng, sev: Severity) -> list:
                 seed=_seed(rng),
             )
         )
+    return ops
+
+
+def handling_wear(rng: np.random.Generator, height: int, width: int, amount: float) -> list:
+    """Ops for the light wear of a print kept and handled (``amount`` 0..1; 0 = none): a few specks of dust,
+    rarely a hair, and a few short faint scratches. No stains, creases, cracks, tears or long scratches:
+    those are damage, and a period look is not a damaged photo (docs/RETRO.md)."""
+    if amount <= 0:
+        return []
+    s = max(height, width) / 512
+    lo = max(0.3, 0.4 * s)
+    ops = [
+        _op(
+            "dust",
+            count=max(1, round(amount * rng.uniform(3, 25))),
+            radius=[_r(lo), _r(max(1.5 * lo, rng.uniform(1.2, 2.5) * s))],
+            bright_fraction=_r(rng.uniform(0.2, 0.8)),
+            hairs=[_hair(rng, height, width, s) for _ in range(int(rng.random() < 0.3 * amount))],
+            bright_color=_paper(rng),
+            dark_color=_dark(rng),
+            seed=_seed(rng),
+        )
+    ]
+    strokes = [fine_scratch(rng, height, width, s) for _ in range(int(rng.binomial(3, 0.6 * amount)))]
+    if strokes:
+        ops.append(_op("scratches", strokes=strokes, bright_color=_paper(rng), dark_color=_dark(rng)))
     return ops
 
 

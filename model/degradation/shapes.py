@@ -52,6 +52,15 @@ def _scratch(rng, h: int, w: int, s: float) -> dict:
     return _stroke(rng, pts, max(0.6, rng.uniform(1.0, 4.0) * s), (0.3, 1.0), 0.15, 0.6)
 
 
+def fine_scratch(rng, h: int, w: int, s: float, max_fraction: float = 0.12) -> dict:
+    """A short, thin, faint handling scratch: at most ``max_fraction`` of the short side long, never the long
+    film-transport line of ``_scratch``. What a print picks up in an album, not damage to restore."""
+    length = min(h, w) * rng.uniform(0.03, max_fraction)
+    start = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))
+    pts = _walk(rng, start, rng.uniform(0, 2 * math.pi), length, 4, rng.uniform(0.02, 0.2))
+    return _stroke(rng, pts, max(0.5, rng.uniform(0.5, 1.2) * s), (0.15, 0.5), 0.2, 0.6)
+
+
 def _hair(rng, h: int, w: int, s: float) -> dict:
     start = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))
     length = min(h, w) * rng.uniform(0.02, 0.1)

@@ -158,16 +158,12 @@ def _washes(linear: torch.Tensor, strength: float) -> torch.Tensor:
 
 
 def _wear(out: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
-    """Light handling wear (dust, fine scratches) from the degradation engine, drawn for this print's size."""
-    from model.degradation.engine import PRESETS, DegradationPlan, _damage, apply_plan
+    """Light handling wear (dust, a hair, short faint scratches: ``engine.handling_wear``), drawn for this
+    print's size. Never a long scratch across the print: wear is part of a look, not damage."""
+    from model.degradation.engine import DegradationPlan, apply_plan, handling_wear
 
     _, height, width = out.shape
-    rng = np.random.default_rng([seed, 7])
-    ops = [
-        op
-        for op in _damage(rng, PRESETS["light"], height, width, max(height, width) / 512)
-        if rng.random() < amount
-    ]
+    ops = handling_wear(np.random.default_rng([seed, 7]), height, width, amount)
     if not ops:
         return out
     worn, _, _ = apply_plan(out.cpu(), DegradationPlan(height, width, "light", tuple(ops)))

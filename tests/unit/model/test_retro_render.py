@@ -168,3 +168,30 @@ def test_grain_strength_follows_selwyn_at_every_size():
 def test_hand_edited_parameters_fail_with_the_reason(text, reason):
     with pytest.raises(ValueError, match=reason):
         RetroParams.from_json(text)
+
+
+def test_handling_wear_is_specks_and_short_faint_scratches_never_a_long_one():
+    import dataclasses
+    import itertools
+    import math
+
+    from model.degradation.engine import handling_wear
+
+    assert handling_wear(np.random.default_rng(0), 600, 800, 0.0) == []
+    longest = 0.0
+    for seed in range(60):
+        ops = handling_wear(np.random.default_rng(seed), 600, 800, 1.0)
+        assert {name for name, _ in ops} <= {"dust", "scratches"}  # no stains, creases, cracks or tears
+        for _, params in ops:
+            for stroke in params.get("strokes", []):
+                points = stroke["points"]
+                length = sum(math.dist(a, b) for a, b in itertools.pairwise(points))
+                longest = max(longest, length)
+    assert 0 < longest <= 0.13 * 600  # the short side: never across the print
+    # --wear 0 renders the era's print with no wear at all: the same bytes as a look without any.
+    photo = torch.from_numpy(skimage.data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    look = era(next(iter(ERAS)))
+    clean = render(photo, dataclasses.replace(look, wear=0.0), seed=3)
+    worn = render(photo, dataclasses.replace(look, wear=1.0), seed=3)
+    assert not torch.equal(clean, worn)
+    assert torch.equal(clean, render(photo, dataclasses.replace(look, wear=0.0), seed=3))
