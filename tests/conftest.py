@@ -219,11 +219,28 @@ def outage_proxy(s3_server: S3Server, tcp_proxy) -> OutageProxy:
 
 @pytest.fixture(scope="module")
 def ray_local(s3_server):
-    """A local Ray (2 CPUs) for one test module, never a cluster running on this machine. After s3_server:
-    Ray's workers inherit the fake AWS credentials from this process's environment."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """A local Ray (2 CPUs), never a cluster running on this machine. One is shared by every module that asks
+    for it (starting one costs ~8 s on the 2-core box) until a module that needs none, or its own, asks for
+    ``no_ray``. After s3_server: Ray's workers inherit the fake AWS credentials from this process's
+    environment."""
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
-    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def no_ray():
+    """No Ray in this process for the module: the shared local one (``ray_local``) is stopped first."""
+    if ray.is_initialized():
+        ray.shutdown()
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_stopped_at_the_end():
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pipeline.batch.config import PipelineConfig, RestoreJob
 from pipeline.batch.remote import restore_command
 from pipeline.storage import StorageOptions
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = pytest.mark.usefixtures("no_ray", "prefect_server")  # a cluster of its own, not the shared Ray
 
 
 def free_port() -> int:

@@ -16,6 +16,8 @@ from pipeline.batch.config import PipelineConfig
 from pipeline.batch.driver import RestoreJob, build_dataset
 from pipeline.storage import Storage
 
+pytestmark = pytest.mark.usefixtures("no_ray")  # its own Ray, or none: not the shared one
+
 
 @pytest.fixture(scope="module")
 def ray_with_a_gpu():

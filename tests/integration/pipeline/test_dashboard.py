@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import ray
 
 from pipeline.batch.driver import RestoreJob, restore_archive
+
+pytestmark = pytest.mark.usefixtures("no_ray")  # its own Ray, or none: not the shared one
 
 
 def test_dashboard_serves_during_a_local_run(tmp_path, photo, tiny_checkpoint):

@@ -18,6 +18,8 @@ from pipeline.batch.summary import RunProgress
 from pipeline.manifest import read_results
 from pipeline.storage import Storage
 
+pytestmark = pytest.mark.usefixtures("no_ray")  # its own Ray, or none: not the shared one
+
 ROWS = 32
 
 
