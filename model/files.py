@@ -46,3 +46,4 @@ def is_temp_name(name: str) -> bool:
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS / "patina-restoration-small.safetensors"
 DEFAULT_RETRO_CHECKPOINT = WEIGHTS / "patina-retro-small.safetensors"
+DEFAULT_TONE_ESTIMATOR = WEIGHTS / "patina-tone-small.safetensors"

@@ -60,6 +60,8 @@ MANIFEST_SCHEMA = pa.schema(
 # ``elapsed_ms`` is wall time for this image; ``defect_coverage`` is the fraction of pixels (0-1) the model
 # marked as defects. width/height are the output image's pixels (a multi-page TIFF's first page), 0 when the
 # image failed; ``pages`` is how many pages the output holds (1 but for multi-page TIFFs, 0 when failed).
+# ``tone`` is the global tone correction applied with ``--tone auto`` (model.tone.physics.ToneCorrection as
+# JSON: what the estimator read, and the strength used), null when the tone was kept.
 RESULT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -75,11 +77,12 @@ RESULT_SCHEMA = pa.schema(
         ("elapsed_ms", pa.float64()),
         ("defect_coverage", pa.float32()),
         ("pages", pa.int32()),
+        ("tone", pa.string()),
     ]
 )
 # Result columns added since the first results were written: parts written before them (and rows made by
 # hand) lack them, and read as null there, so a resume over an older output prefix goes on.
-ADDED_RESULT_COLUMNS = frozenset({"pages"})
+ADDED_RESULT_COLUMNS = frozenset({"pages", "tone"})
 
 # What the input was when its row was restored (the manifest's size and mtime then): kept in result parts
 # beside RESULT_SCHEMA, so a resume redoes a row whose input changed since instead of keeping a stale output
@@ -446,7 +449,7 @@ def _require_ids(manifest: pa.Table) -> None:
         raise ManifestError("manifest has no string 'id' column; load it with read_manifest first")
 
 
-_EMPTY_IS_NULL = ("error", "output_uri", "output_sha256", "input_etag")
+_EMPTY_IS_NULL = ("error", "output_uri", "output_sha256", "input_etag", "tone")
 
 
 def _empty_as_null(table: pa.Table) -> pa.Table:

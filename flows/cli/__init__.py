@@ -6,7 +6,7 @@ modules by concern (archive jobs, models, folder tools, retro, serving the flows
 them on ``app``. ``python -m flows.cli`` runs it without the console script.
 """
 
-from flows.cli import archive, folders, models, retro, serving  # noqa: F401  (registers the commands)
+from flows.cli import archive, folders, models, retro, serving, tone  # noqa: F401  (registers the commands)
 from flows.cli.base import app
 
 __all__ = ["app"]

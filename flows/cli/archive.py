@@ -17,6 +17,10 @@ from pipeline.storage import StorageOptions
 FORMAT_HELP = "same | " + " | ".join(f for f in OUTPUT_FORMATS if f != "same")
 MAX_PIXELS_HELP = "Refuse images with more pixels (decompression bombs)."
 FLUSH_HELP = "Result rows per results part: the most a killed run redoes."
+TONE_HELP = (
+    "keep (default: fading and casts stay) or auto (lift fading, yellowing, dye fade; recorded per row)."
+)
+TONE_STRENGTH_HELP = "With --tone auto: undo at most this fraction (0-1) of the estimated ageing."
 PATIENCE_HELP = "Seconds an S3 outage is waited out (backoff, jitter) before its rows fail."
 
 
@@ -75,6 +79,8 @@ def restore(
         PipelineConfig.fill,
         help="mask (only detected defects change; default), model (the whole output) or telea.",
     ),
+    tone: str = typer.Option(PipelineConfig.tone, help=TONE_HELP),
+    tone_strength: float = typer.Option(PipelineConfig.tone_strength, help=TONE_STRENGTH_HELP),
     max_pixels: int = typer.Option(PipelineConfig.max_pixels, help=MAX_PIXELS_HELP),
     limit: int | None = typer.Option(None, help="Restore at most N of the remaining rows."),
     endpoint_url: str | None = typer.Option(None, help="S3 endpoint (MinIO, Ceph); default AWS."),
@@ -113,6 +119,8 @@ def restore(
         output_format=output_format,
         masks=masks,
         fill=fill,
+        tone=tone,
+        tone_strength=tone_strength,
         ray_address=ray_address,
         limit=limit,
         flush_rows=flush_rows,

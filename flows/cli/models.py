@@ -168,6 +168,7 @@ def model_gallery(
     output: Path = typer.Option(..., help="Folder for the rows and grid.png (not the photos' folder)."),
     model: str | None = typer.Option(None, help="Checkpoint; default: the shipped model."),
     fill: str = typer.Option("mask", help="Fill of detected defects: mask, model or telea."),
+    tone: str = typer.Option("keep", help="keep, or auto: the after panel has the tone stage too."),
     limit: int = typer.Option(16, help="How many validation photos."),
     side: int = typer.Option(512, help="Panel width in pixels."),
 ) -> None:
@@ -177,7 +178,7 @@ def model_gallery(
 
     if output.resolve() == real.resolve():
         raise ValueError("--output must not be the photos' folder")
-    paths = write_real_gallery(real, output, model or str(DEFAULT_CHECKPOINT), fill, limit, side)
+    paths = write_real_gallery(real, output, model or str(DEFAULT_CHECKPOINT), fill, tone, limit, side)
     console.print(f"{len(paths)} rows; grid: {output / 'grid.png'}")
 
 

@@ -16,6 +16,7 @@ from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.storage import StorageOptions
 
 FILLS = ("mask", "model", "telea")
+TONES = ("keep", "auto")  # model.tone.inference.TONES, here without torch
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class PipelineConfig:
     # alone), "model" (the generator's whole output: also denoises, and moves clean photos ~37 dB) or
     # "telea" (the whole output, with OpenCV Telea inpainting of the detected mask).
     fill: str = "mask"
+    # Global tone (docs/MODEL.md, "Tone"): "keep" (default: the repair leaves fading and casts as they are)
+    # or "auto" (fading, yellowing and dye fade read from the whole image and undone through one LUT, at
+    # most ``tone_strength`` of the way; the correction is recorded in the result row's ``tone``).
+    tone: str = "keep"
+    tone_strength: float = 1.0
 
     def __post_init__(self) -> None:
         if self.overlap < 0 or self.tile <= self.overlap:
@@ -48,6 +54,10 @@ class PipelineConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.fill not in FILLS:
             raise ValueError(f"unknown fill {self.fill!r}; choose one of {', '.join(FILLS)}")
+        if self.tone not in TONES:
+            raise ValueError(f"unknown tone {self.tone!r}; choose one of {', '.join(TONES)}")
+        if not (isinstance(self.tone_strength, int | float) and 0 <= self.tone_strength <= 1):
+            raise ValueError(f"--tone-strength must lie between 0 and 1, got {self.tone_strength!r}")
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(
                 f"unknown output format {self.output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}"

@@ -222,6 +222,7 @@ def _refuse_collisions(
                     "elapsed_ms": pa.array([0.0] * n),
                     "defect_coverage": pa.array([0.0] * n, pa.float32()),
                     "pages": pa.array([0] * n, pa.int32()),
+                    "tone": pa.nulls(n, pa.string()),
                 }
             ),
             storage,

@@ -127,7 +127,7 @@ def _refusal(output: str, held: dict) -> str:
 
 SETTINGS_FILE = "settings.json"
 # What changes the bytes a row writes, besides the model (refuse_other_models guards that one).
-RECORDED_SETTINGS = ("output_format", "fill", "masks")
+RECORDED_SETTINGS = ("output_format", "fill", "masks", "tone", "tone_strength")
 
 
 def check_settings(storage: Storage, output: str, settings: dict) -> None:
@@ -147,4 +147,4 @@ def check_settings(storage: Storage, output: str, settings: dict) -> None:
 
 
 def _option(name: str) -> str:
-    return {"output_format": "--format", "fill": "--fill", "masks": "--masks"}.get(name, name)
+    return {"output_format": "--format", "tone_strength": "--tone-strength"}.get(name, f"--{name}")

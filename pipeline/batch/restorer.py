@@ -16,6 +16,9 @@ from model.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_generato
 from model.degradation.aging import LUMA
 from model.restoration.fill import classical_fill, only_in_mask
 from model.restoration.inference import default_autocast, tile_restorer
+from model.tone.estimator import estimate
+from model.tone.inference import load_estimator
+from model.tone.physics import correct
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.decoding import Decoded
 from pipeline.batch.stages import image_at, images_column, pages_at, pages_column
@@ -67,7 +70,8 @@ class ImageActor:
 
     Batch in: decode's columns (``pixels``, an images column read by ``image_at``, and ``error``, "" = ok).
     Batch out: the other columns plus ``restored`` (the output images column; ``channels`` now describes
-    it), ``defect_coverage`` (fraction of pixels marked as defects) and ``restore_ms``. A row that already
+    it), ``defect_coverage`` (fraction of pixels marked as defects), ``tone`` (the tone correction applied,
+    as JSON; "" when none) and ``restore_ms``. A row that already
     failed, or an actor that refuses (``refusal``), passes the reason on; running out of GPU memory fails
     the row, not the actor.
 
@@ -80,6 +84,8 @@ class ImageActor:
     refusal = ""
 
     def process(self, batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, float]:
+        """(output image, defect coverage), optionally followed by the defect mask (or None) and the tone
+        correction's JSON."""
         raise NotImplementedError
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -90,6 +96,7 @@ class ImageActor:
         errors = np.array(batch["error"], dtype=object)
         masks: list[np.ndarray | None] = [None] * n
         more: list[list[Decoded]] = [[] for _ in range(n)]
+        tones = [""] * n
         for i in range(n):
             if errors[i]:
                 continue
@@ -98,8 +105,9 @@ class ImageActor:
                 continue
             started = time.perf_counter()
             try:
-                restored[i], coverage[i], *mask = self.process(batch, i)
-                masks[i] = mask[0] if mask else None
+                restored[i], coverage[i], *extra = self.process(batch, i)
+                masks[i] = extra[0] if extra else None
+                tones[i] = extra[1] if len(extra) > 1 else ""
                 more[i], coverage[i] = self._more_pages(batch, i, restored[i], coverage[i])
             except NonFiniteOutputError as exc:
                 errors[i] = str(exc)
@@ -128,6 +136,7 @@ class ImageActor:
             "restored": images_column(restored),
             "more_restored": pages_column(more),
             "defect_coverage": coverage,
+            "tone": np.array(tones, dtype=object),
             "restore_ms": restore_ms,
             "error": errors,
         }
@@ -184,7 +193,9 @@ class Restorer(ImageActor):
             # The pipeline runs one single-threaded actor per CPU (pipeline/batch/fused.py); called
             # directly, torch's default (every core) is kept.
             torch.set_num_threads(cpu_threads)
-        self.pipeline = pipeline  # tiling: tile, overlap, tiles_per_batch
+        self.pipeline = pipeline  # tiling: tile, overlap, tiles_per_batch; fill; tone
+        # Loaded before the generator: a broken tone file is the user's to fix, a one-line error at start.
+        self.tone = load_estimator(device=self.device) if pipeline.tone == "auto" else None
         self.autocast = default_autocast(self.device)  # bf16 on GPUs and CPUs that run it natively
         # In a run (expected_id given), a model that is gone or changed since planning fails the remaining
         # rows with the reason, which a re-run with the right model finishes: an actor that raised here
@@ -230,6 +241,12 @@ class Restorer(ImageActor):
 
     def restore_masked(self, pixels: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """``restore_pixels`` and the detected defect mask, (H, W) bool: what the fill acted on."""
+        out, coverage, detected, _ = self.restore_toned(pixels)
+        return out, coverage, detected
+
+    def restore_toned(self, pixels: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, str]:
+        """``restore_masked`` and, with ``--tone auto``, the tone correction applied after the repair (read
+        from the whole input, so every tile gets the same one) as JSON; "" when the tone is kept."""
         if self.refusal:
             raise CheckpointError(self.refusal)
         image = colour_tensor(pixels, self.device)
@@ -246,14 +263,19 @@ class Restorer(ImageActor):
             out = only_in_mask(out, pixels, detected)
         elif self.pipeline.fill == "telea" and detected.any():
             out = _telea_fill(out, detected)
-        return out, float(detected.mean()), detected
+        tone = ""
+        if self.tone is not None:
+            # Read from the input, applied to the repair: a filled scratch must not sway the estimate, and
+            # the same print gives the same correction whatever the fill.
+            correction = estimate(self.tone, image, self.pipeline.tone_strength)
+            out = like_pixels(correct(colour_tensor(out, self.device), correction), out)
+            tone = correction.to_json()
+        return out, float(detected.mean()), detected, tone
 
     def process(self, batch: dict[str, np.ndarray], i: int) -> tuple:
-        """(restored, defect coverage) and, when the run writes masks, the mask (H, W) uint8 0/255."""
-        out, coverage, detected = self.restore_masked(image_at(batch, i))
-        if not self.pipeline.masks:
-            return out, coverage
-        return out, coverage, (detected * np.uint8(255))
+        """(restored, defect coverage, the mask (H, W) uint8 0/255 when the run writes masks, tone JSON)."""
+        out, coverage, detected, tone = self.restore_toned(image_at(batch, i))
+        return out, coverage, (detected * np.uint8(255)) if self.pipeline.masks else None, tone
 
 
 def _telea_fill(pixels: np.ndarray, detected: np.ndarray) -> np.ndarray:

@@ -293,6 +293,8 @@ def encode_and_write(
         "elapsed_ms": batch["elapsed_ms"] + batch["restore_ms"] + np.array([ms for *_, ms in results]),
         "defect_coverage": np.where(ok, batch["defect_coverage"], 0).astype(np.float32),
         "pages": np.where(ok, batch.get("pages", 1), 0).astype(np.int32),  # hand-built batches: 1 page
+        # Null for failed rows too: a correction never written is not one to undo.
+        "tone": _objects([t if good and t else None for t, good in zip(_tones(batch, n), ok, strict=True)]),
     }
     return {name: out[name] for name in RESULT_SCHEMA.names}
 
@@ -314,6 +316,11 @@ def _mask_png(batch: Columns, i: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(mask, "L").save(buffer, "PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
+
+
+def _tones(batch: Columns, n: int) -> list[str]:
+    """The batch's ``tone`` column (JSON, "" = kept); a stylize batch has none."""
+    return list(batch["tone"]) if "tone" in batch else [""] * n
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

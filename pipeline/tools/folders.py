@@ -1,5 +1,6 @@
 """Folder-level tools for people looking at results: degrade a folder, restore it with the classical
-baseline, render it as period prints, evaluate restored vs clean.
+baseline, lift its fading (``--tone auto`` on its own), render it as period prints, evaluate restored vs
+clean.
 
 These run in-process on local folders; the archive-scale job is pipeline/batch/driver.py.
 """
@@ -90,6 +91,23 @@ def baseline_folder(src: Path, dst: Path) -> Iterator[FolderOutcome]:
     In a ``patina degrade`` folder the ``.clean`` targets and ``.mask`` files are skipped: only the degraded
     images are inputs. See ``map_folder`` for what is kept safe."""
     yield from map_folder(src, dst, lambda path, image: _baseline_image(image), degrade_outputs=True)
+
+
+def tone_folder(src: Path, dst: Path, estimator=None, cap: float = 1.0) -> Iterator[FolderOutcome]:
+    """``--tone auto`` on every image in ``src`` into ``dst/<stem>.png``, each correction recorded beside it
+    as ``dst/<file name>.tone.json`` (model.tone.physics.ToneCorrection: what was read, the strength used),
+    so it can be seen and undone. Grey stays grey, alpha is carried over. See ``map_folder``."""
+    from model.tone.inference import auto_tone, load_estimator
+
+    estimator = estimator or load_estimator()
+
+    def lift(path: Path, image: Image.Image) -> Image.Image:
+        corrected, correction = auto_tone(image_to_tensor(image), estimator, cap)
+        record = correction.to_json().encode()
+        write_atomically(dst / f"{path.name}.tone.json", lambda file: file.write(record))
+        return like_source(tensor_to_image(corrected), image)
+
+    yield from map_folder(src, dst, lift)
 
 
 def stylize_folder(src: Path, dst: Path, params, seed: int = 0) -> Iterator[FolderOutcome]:

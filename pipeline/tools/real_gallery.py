@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from model.tone.physics import ToneCorrection
 from pipeline.batch.config import PipelineConfig
 from pipeline.batch.restorer import Restorer
 from pipeline.training.real import real_split
@@ -23,18 +24,20 @@ def write_real_gallery(
     out: Path,
     model: str,
     fill: str = "mask",
+    tone: str = "keep",
     limit: int = 16,
     side: int = 512,
     max_pixels: int = 4_000_000,
 ) -> list[Path]:
     """Restore the first ``limit`` validation photos of ``folder`` at full size (larger than ``max_pixels``:
     scaled down to it first) and write one row per photo, before | mask | after, each panel ``side`` px
-    wide, as ``out/NN-name.png`` and all rows as ``out/grid.png``. Returns the rows' paths."""
+    wide, as ``out/NN-name.png`` and all rows as ``out/grid.png``. With ``tone`` "auto" the after panel has
+    the tone stage too, and the caption its fade and strength. Returns the rows' paths."""
     _, val = real_split(folder)
     if not val:
         raise ValueError(f"{folder}: no validation photos")
     out.mkdir(parents=True, exist_ok=True)
-    restorer = Restorer(model, pipeline=PipelineConfig(fill=fill), device="cpu")
+    restorer = Restorer(model, pipeline=PipelineConfig(fill=fill, tone=tone), device="cpu")
     rows, paths = [], []
     for index, path in enumerate(val[:limit]):
         with Image.open(path) as image:
@@ -43,13 +46,17 @@ def write_real_gallery(
             factor = (max_pixels / (photo.width * photo.height)) ** 0.5
             photo = photo.resize((round(photo.width * factor), round(photo.height * factor)), Image.LANCZOS)
         pixels = np.asarray(photo)
-        restored, coverage, mask = restorer.restore_masked(pixels)
+        restored, coverage, mask, record = restorer.restore_toned(pixels)
         panels = [
             photo,
             Image.fromarray(mask.astype(np.uint8) * 255).convert("RGB"),
             Image.fromarray(restored),
         ]
-        row = _row(panels, side, f"{path.name}  {photo.width}x{photo.height}  defects {coverage:.2%}")
+        caption = f"{path.name}  {photo.width}x{photo.height}  defects {coverage:.2%}"
+        if record:
+            correction = ToneCorrection.from_json(record)
+            caption += f"  tone: fade {correction.fade:.2f}, strength {correction.strength:.2f}"
+        row = _row(panels, side, caption)
         paths.append(out / f"{index:02d}-{path.stem}.png")
         row.save(paths[-1])
         rows.append(row)

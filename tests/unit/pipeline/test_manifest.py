@@ -236,15 +236,16 @@ def test_result_parts_round_trip_and_drop_extra_columns(place):
     write_result_part(root, staged, storage)
     failed = read_results(root, storage).filter(pc.equal(pc.field("id"), "d"))
     assert [failed[name][0].as_py() for name in none] == [None] * 4
-    # A part written before results said so (raw, as an older patina wrote it, before rows had ``pages``)
-    # reads the same, its pages unknown.
+    # A part written before results said so (raw, as an older patina wrote it, before rows had ``pages``
+    # and ``tone``) reads the same, its pages and tone unknown.
     sink = pa.BufferOutputStream()
-    older = pa.schema([field for field in RESULT_SCHEMA if field.name != "pages"])
-    pq.write_table(staged.set_column(0, "id", pa.array(["e"])).cast(older), sink)
+    older = pa.schema([field for field in RESULT_SCHEMA if field.name not in ("pages", "tone")])
+    pq.write_table(staged.set_column(0, "id", pa.array(["e"])).select(older.names).cast(older), sink)
     storage.write_bytes(storage.join(root, RESULTS_DIR, "part-zz-old.parquet"), sink.getvalue().to_pybytes())
     old = read_results(root, storage).filter(pc.equal(pc.field("id"), "e"))
     assert [old[name][0].as_py() for name in none] == [None] * 4
     assert old.schema.equals(RESULT_SCHEMA) and old["pages"][0].as_py() is None
+    assert old["tone"][0].as_py() is None
     if not root.startswith("s3://"):
         assert all(name.startswith("part-") for name in os.listdir(storage.join(root, RESULTS_DIR)))
 
