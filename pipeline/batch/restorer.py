@@ -78,7 +78,8 @@ class ImageActor:
     A multi-page TIFF's later pages (``more_pages``) are restored one after another by ``process``, as the
     first is, each on a one-row batch of its own; they leave as ``more_restored`` (``pages_at`` reads it)
     with their metadata, and ``defect_coverage`` is over all pages' pixels. With --masks, the mask written
-    is the first page's.
+    is the first page's; with --tone auto each page gets its own correction and ``tone`` records the first
+    page's.
     """
 
     refusal = ""
