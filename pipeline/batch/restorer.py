@@ -195,7 +195,7 @@ class Restorer(ImageActor):
             # directly, torch's default (every core) is kept.
             torch.set_num_threads(cpu_threads)
         self.pipeline = pipeline  # tiling: tile, overlap, tiles_per_batch; fill; tone
-        # Loaded before the generator: a broken tone file is the user's to fix, a one-line error at start.
+        # The shipped estimator (not a per-job option, so nothing to refuse per row); loaded once per actor.
         self.tone = load_estimator(device=self.device) if pipeline.tone == "auto" else None
         self.autocast = default_autocast(self.device)  # bf16 on GPUs and CPUs that run it natively
         # In a run (expected_id given), a model that is gone or changed since planning fails the remaining
