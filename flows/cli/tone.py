@@ -23,12 +23,13 @@ def tone(
 ) -> None:
     """Lift fading, yellowing and dye fade read from each whole photo, recording each correction beside it.
     What `patina restore --tone auto` does after the repair. Re-running skips images already done."""
+    from model.files import DEFAULT_TONE_ESTIMATOR
     from model.tone.inference import load_estimator
     from pipeline.tools.folders import tone_folder
 
     if not 0 <= strength <= 1:
         raise ValueError(f"--tone-strength must lie between 0 and 1, got {strength}")
-    model = load_estimator(estimator) if estimator else load_estimator()
+    model = load_estimator(estimator or DEFAULT_TONE_ESTIMATOR)
     report_folder(tone_folder(src, dst, model, strength), "corrected", f"into {dst}")
 
 
@@ -51,7 +52,7 @@ def model_tone(
     import dataclasses
 
     from model.checkpoints import load_generator
-    from model.files import DEFAULT_CHECKPOINT
+    from model.files import DEFAULT_CHECKPOINT, DEFAULT_TONE_ESTIMATOR
     from model.formats import IMAGE_EXTENSIONS
     from model.restoration.validation import build_val_set
     from model.tone.evaluation import colourful_photos, is_tone_validation, tone_table
@@ -59,7 +60,7 @@ def model_tone(
     from pipeline.storage import Storage
 
     generator, _, model_id = load_generator(str(DEFAULT_CHECKPOINT), Storage())
-    model = load_estimator(estimator) if estimator else load_estimator()
+    model = load_estimator(estimator or DEFAULT_TONE_ESTIMATOR)
     chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
     pairs = build_val_set(val, chosen, seed=0, limit=limit, max_side=max_side)
     if colourful is not None:

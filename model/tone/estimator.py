@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.restoration.baseline import is_toned_monochrome
-from model.tone.physics import MAX_DYE, MAX_FADE, MAX_YELLOW, ToneCorrection, _luma
+from model.tone.physics import MAX_DYE, MAX_FADE, MAX_YELLOW, ToneCorrection, luma
 
 # What clean photos show by themselves: a low-contrast scene reads as a fade of up to ~0.15 and a warm or
 # single-coloured one as a cast of a few percent (measured on 245 held-out clean photos, docs/MODEL.md).
@@ -44,11 +44,11 @@ def features(thumbs: torch.Tensor) -> torch.Tensor:
     mean colour minus its luminance (R, G, B), bands from darkest to brightest."""
     pixels = thumbs.flatten(2)  # (B, 3, N)
     levels = torch.quantile(pixels, torch.tensor(QUANTILES, device=thumbs.device), dim=2)  # (Q, B, 3)
-    luma = _luma(thumbs).flatten(1)  # (B, N)
-    order = luma.argsort(dim=1)
+    brightness = luma(thumbs).flatten(1)  # (B, N)
+    order = brightness.argsort(dim=1)
     ranked = pixels.gather(2, order[:, None].expand(-1, 3, -1))
     bands = torch.stack([band.mean(2) for band in ranked.chunk(BANDS, dim=2)], 2)  # (B, 3, BANDS)
-    band_luma = torch.stack([band.mean(1) for band in luma.gather(1, order).chunk(BANDS, dim=1)], 1)
+    band_luma = torch.stack([band.mean(1) for band in brightness.gather(1, order).chunk(BANDS, dim=1)], 1)
     chroma = bands - band_luma[:, None]
     return torch.cat([levels.permute(1, 2, 0).flatten(1), chroma.flatten(1)], 1)
 
@@ -142,6 +142,6 @@ def estimate(
         paper=tuple(float(v) for v in params["paper"][0]),
         yellow=tuple(float(v) for v in beyond(params["yellow"][0], colour_margin)),
         dye=tuple(float(v) for v in beyond(params["dye"][0], colour_margin)),
-        strength=min(gate, max(0.0, min(1.0, cap))),
+        strength=gate,
         gate=gate,
-    )
+    ).capped(cap)

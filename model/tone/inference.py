@@ -14,8 +14,6 @@ from model.files import DEFAULT_TONE_ESTIMATOR, write_atomically
 from model.tone.estimator import ToneEstimator, estimate
 from model.tone.physics import ToneCorrection, correct
 
-TONES = ("keep", "auto")
-
 
 class ToneModelError(ValueError):
     """A tone estimator file that is missing or not one; the message is one line."""

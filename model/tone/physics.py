@@ -65,7 +65,8 @@ def _rounded(value):
     return [round(float(v), 4) for v in value] if isinstance(value, tuple | list) else round(float(value), 4)
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, ...) -> (B, 1, ...) Rec. 601 luma (``aging.luminance`` takes one unbatched image)."""
     weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, *([1] * (x.dim() - 2)))
     return (x * weights).sum(1, keepdim=True)
 
@@ -79,7 +80,7 @@ def invert(image: torch.Tensor, fade, paper, yellow, dye) -> torch.Tensor:
     x = ((image - fade * paper) / (1 - fade).clamp_min(1 - MAX_FADE)).clamp(0, 1)
     y = x
     for _ in range(3):  # x = y / (1 + k (0.3 + 0.7 luma(x))): a contraction, three steps are within 1e-4
-        x = (y / (1 + yellow * (0.3 + 0.7 * _luma(x))).clamp_min(0.2)).clamp(0, 1)
+        x = (y / (1 + yellow * (0.3 + 0.7 * luma(x))).clamp_min(0.2)).clamp(0, 1)
     return x.clamp_min(0).pow(1 / (1 - dye).clamp_min(1 - MAX_DYE)).clamp(0, 1)
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from model.degradation import aging
 from model.degradation.engine import apply_plan, image_to_tensor, sample_plan
-from model.tone.estimator import THUMBNAIL, ToneEstimator, applied, features
+from model.tone.estimator import ToneEstimator, applied, features, thumbnail
 from model.tone.physics import invert
 
 PAIR_SIDE = 256
@@ -37,10 +36,6 @@ class TonePairs:
     target: torch.Tensor  # the clean photo, sepia toning kept
     photo: torch.Tensor  # (N,) index of the source photo: hold out by photo, never by copy
     severity: torch.Tensor  # (N,) index into SEVERITIES
-
-
-def _thumb(image: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(image[None], size=(THUMBNAIL, THUMBNAIL), mode="area")[0]
 
 
 def tone_pairs(paths: Iterable[Path], copies: int, seed: int = 0) -> TonePairs:
@@ -63,8 +58,8 @@ def tone_pairs(paths: Iterable[Path], copies: int, seed: int = 0) -> TonePairs:
                 for name, params in plan.ops:
                     if name == "sepia":
                         kept = aging.sepia(kept, **params)
-            degraded.append(_thumb(aged))
-            target.append(_thumb(kept))
+            degraded.append(thumbnail(aged)[0])
+            target.append(thumbnail(kept)[0])
             photo.append(index)
             severity.append(kind)
     return TonePairs(torch.stack(degraded), torch.stack(target), torch.tensor(photo), torch.tensor(severity))

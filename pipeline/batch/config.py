@@ -16,7 +16,7 @@ from pipeline.batch.outputs import OUTPUT_FORMATS
 from pipeline.storage import StorageOptions
 
 FILLS = ("mask", "model", "telea")
-TONES = ("keep", "auto")  # model.tone.inference.TONES, here without torch
+TONES = ("keep", "auto")  # --tone: keep the repair's tone, or model/tone's auto correction
 
 
 @dataclass(frozen=True)

@@ -269,7 +269,8 @@ class Restorer(ImageActor):
             # Read from the input, applied to the repair: a filled scratch must not sway the estimate, and
             # the same print gives the same correction whatever the fill.
             correction = estimate(self.tone, image, self.pipeline.tone_strength)
-            out = like_pixels(correct(colour_tensor(out, self.device), correction), out)
+            if not correction.is_identity:  # most prints: nothing to undo, no round trip through float
+                out = like_pixels(correct(colour_tensor(out, self.device), correction), out)
             tone = correction.to_json()
         return out, float(detected.mean()), detected, tone
 
