@@ -134,7 +134,7 @@ def pages_at(batch: Columns, i: int, column: str = "more_pages") -> list[Decoded
                 icc=arrays[f"{k}.icc"].tobytes(),
                 dpi=tuple(arrays[f"{k}.dpi"].tolist()),
             )
-            for k in range(len(arrays.files) // 5)
+            for k in range(sum(name.endswith(".pixels") for name in arrays.files))
         ]
 
 
@@ -294,7 +294,9 @@ def encode_and_write(
         "defect_coverage": np.where(ok, batch["defect_coverage"], 0).astype(np.float32),
         "pages": np.where(ok, batch.get("pages", 1), 0).astype(np.int32),  # hand-built batches: 1 page
         # Null for failed rows too: a correction never written is not one to undo.
-        "tone": _objects([t if good and t else None for t, good in zip(_tones(batch, n), ok, strict=True)]),
+        "tone": _objects(
+            [t if good and t else None for t, good in zip(batch.get("tone", [""] * n), ok, strict=True)]
+        ),  # a hand-built batch may have no tone column: nothing was corrected
     }
     return {name: out[name] for name in RESULT_SCHEMA.names}
 
@@ -316,11 +318,6 @@ def _mask_png(batch: Columns, i: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(mask, "L").save(buffer, "PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
-
-
-def _tones(batch: Columns, n: int) -> list[str]:
-    """The batch's ``tone`` column (JSON, "" = kept); a stylize batch has none."""
-    return list(batch["tone"]) if "tone" in batch else [""] * n
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
