@@ -71,14 +71,13 @@ def restore_classical(image: np.ndarray, cfg: BaselineConfig = BaselineConfig())
     if mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))  # stroke edges are soft
         x = cv2.inpaint(x, mask, cfg.inpaint_radius, cv2.INPAINT_TELEA)
-    if x.ndim == 3 and is_toned_monochrome(x, cfg):
-        x = np.repeat(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    return _levels(x, cfg)
+    return classical_tone(x, cfg)
 
 
 def classical_tone(image: np.ndarray, cfg: BaselineConfig = BaselineConfig()) -> np.ndarray:
     """The baseline's tone step alone (step 4: a toned monochrome print made neutral, then the black
-    point pulled down), uint8 (H, W, 3) -> uint8 (H, W, 3): the classical bar ``--tone auto`` must clear."""
+    point pulled down), uint8 (H, W, 3) or (H, W) -> the same: the last step of ``restore_classical``, and
+    the classical bar ``--tone auto`` must clear."""
     x = _check(image)
     if x.ndim == 3 and is_toned_monochrome(x, cfg):
         x = np.repeat(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
