@@ -52,9 +52,7 @@ def retro_render(
     if (era_name is None) == (params is None):
         raise ValueError("give exactly one of --era NAME or --params FILE.json")
     look = era(era_name) if era_name else RetroParams.from_json(params.read_text())
-    if wear is not None:
-        if not 0 <= wear <= 1:
-            raise ValueError(f"--wear must lie between 0 and 1, got {wear}")
+    if wear is not None:  # RetroParams refuses a wear outside [0, 1] in one line
         look = dataclasses.replace(look, wear=wear)
     report_folder(stylize_folder(src, dst, look, seed), "rendered", f"as {era_name or params} into {dst}")
 
